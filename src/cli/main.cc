@@ -1,0 +1,59 @@
+// hangar: one binary, one subcommand per file in src/cli (design §6).
+#include <cstdio>
+#include <string>
+
+#include "cli/command.h"
+#include "common/logging.h"
+#include "common/version.h"
+
+namespace {
+
+// Every option of every subcommand also reads HANGAR_<OPTION> from the environment
+// (--ctx-size → HANGAR_CTX_SIZE), unless the option names its own variable.
+void add_env_names(CLI::App* app) {
+  for (CLI::Option* opt : app->get_options()) {
+    if (!opt->get_envname().empty() || opt->get_lnames().empty()) continue;
+    std::string env = "HANGAR_";
+    for (char c : opt->get_lnames().front()) env += c == '-' ? '_' : static_cast<char>(toupper(c));
+    if (env == "HANGAR_HELP" || env == "HANGAR_VERSION") continue;
+    opt->envname(env);
+  }
+  for (CLI::App* sub : app->get_subcommands({})) add_env_names(sub);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"hangar: many GGUF models behind one OpenAI-compatible endpoint", "hangar"};
+  app.set_version_flag("--version", std::string("hangar ") + hangar::kVersion);
+  app.require_subcommand(1);
+  std::string log_level = "info";
+  std::string log_format = "text";
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
+      ->capture_default_str();
+  app.add_option("--log-format", log_format, "text or json")->capture_default_str();
+
+  hangar::cli::Commands commands;
+  // hangar::cli::register_inspect(app, commands);
+  // Further subcommands register here as they land (see command.h).
+
+  for (auto& c : commands) {
+    // Global options may come after the subcommand too.
+    c.app->fallthrough();
+  }
+  add_env_names(&app);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (hangar::Status s = hangar::init_logging(log_level, log_format); !s.ok()) {
+    std::fprintf(stderr, "hangar: %s\n", s.message().c_str());
+    return 2;
+  }
+  for (auto& c : commands) {
+    if (c.app->parsed()) return c.run();
+  }
+  return 2;
+}

@@ -1,0 +1,29 @@
+#pragma once
+// Conversions from F32 to the stored types the engine computes, byte for byte equal to ggml's
+// reference (scalar) quantizers, and the matching dequantizers. Block layouts as ggml's
+// ggml-common.h: Q8_0 {f16 d; int8 qs[32]}, Q4_0 {f16 d; uint8 qs[16]}, Q4_1 {f16 d, m; qs[16]},
+// Q5_0 {f16 d; uint8 qh[4]; qs[16]}, Q5_1 {f16 d, m; qh[4]; qs[16]}.
+// Pure functions: safe from any thread.
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "common/status.h"
+#include "gguf/ggml_type.h"
+
+namespace hangar::gguf {
+
+// IEEE half and bfloat16 conversions (round to nearest even; NaN stays NaN).
+uint16_t fp32_to_fp16(float f);
+float fp16_to_fp32(uint16_t h);
+uint16_t fp32_to_bf16(float f);
+float bf16_to_fp32(uint16_t h);
+
+// Converts n floats (n a multiple of the type's block size) to `type`:
+// F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1. Other types: kUnimplemented.
+StatusOr<std::vector<uint8_t>> quantize(GgmlType type, const float* src, int64_t n);
+// The reverse, for the same types; `src` holds row_bytes(type, n) bytes.
+Status dequantize(GgmlType type, const uint8_t* src, float* dst, int64_t n);
+
+}  // namespace hangar::gguf
