@@ -86,6 +86,9 @@ struct Value {
   friend bool operator==(const Value& a, const Value& b);
 };
 
+// Same element type and equal items (floats compare by bits, so NaN equals the same NaN).
+bool operator==(const Array& a, const Array& b);
+
 struct TensorInfo {
   std::string name;
   GgmlType type = GgmlType::kF32;

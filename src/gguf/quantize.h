@@ -23,6 +23,8 @@ float bf16_to_fp32(uint16_t h);
 // Converts n floats (n a multiple of the type's block size) to `type`:
 // F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1. Other types: kUnimplemented.
 StatusOr<std::vector<uint8_t>> quantize(GgmlType type, const float* src, int64_t n);
+// The same into a caller's buffer `dst` of row_bytes(type, n) bytes (no allocation).
+Status quantize_into(GgmlType type, const float* src, int64_t n, uint8_t* dst);
 // The reverse, for the same types; `src` holds row_bytes(type, n) bytes.
 Status dequantize(GgmlType type, const uint8_t* src, float* dst, int64_t n);
 

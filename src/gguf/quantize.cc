@@ -1,0 +1,343 @@
+// Reference quantizers and dequantizers (see quantize.h). Each quantizer follows the arithmetic of
+// ggml's quantize_row_*_ref step by step in float (no fused multiply-add: the library is built
+// with -ffp-contract=off) so the bytes equal llama-quantize's.
+#include "gguf/quantize.h"
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <cstring>
+#include <string>
+
+namespace hangar::gguf {
+namespace {
+
+uint32_t float_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof(u));
+  return u;
+}
+float bits_float(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, sizeof(f));
+  return f;
+}
+
+void put_f16(uint8_t* dst, float f) {
+  const uint16_t h = fp32_to_fp16(f);
+  dst[0] = static_cast<uint8_t>(h & 0xFF);
+  dst[1] = static_cast<uint8_t>(h >> 8);
+}
+float get_f16(const uint8_t* src) {
+  return fp16_to_fp32(static_cast<uint16_t>(src[0] | (src[1] << 8)));
+}
+
+constexpr int kQk = 32;  // elements per block of every Q*_0 / Q*_1 type
+
+// Q8_0 block, 34 bytes: f16 d; int8 qs[32]. x: [32] floats.
+void quantize_block_q8_0(const float* x, uint8_t* y) {
+  float amax = 0.0f;
+  for (int j = 0; j < kQk; ++j) amax = std::max(amax, std::fabs(x[j]));
+  const float d = amax / 127.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  put_f16(y, d);
+  for (int j = 0; j < kQk; ++j) {
+    const float v = x[j] * id;
+    y[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(std::roundf(v)));
+  }
+}
+
+// The element of largest magnitude, with its sign (the first one on ties), as ggml picks it.
+float signed_absmax(const float* x) {
+  float amax = 0.0f, max = 0.0f;
+  for (int j = 0; j < kQk; ++j) {
+    if (amax < std::fabs(x[j])) {
+      amax = std::fabs(x[j]);
+      max = x[j];
+    }
+  }
+  return max;
+}
+
+void min_max(const float* x, float* min, float* max) {
+  *min = FLT_MAX;
+  *max = -FLT_MAX;
+  for (int j = 0; j < kQk; ++j) {
+    if (x[j] < *min) *min = x[j];
+    if (x[j] > *max) *max = x[j];
+  }
+}
+
+// Q4_0 block, 18 bytes: f16 d; uint8 qs[16] (low nibble = element j, high = element j+16).
+void quantize_block_q4_0(const float* x, uint8_t* y) {
+  const float d = signed_absmax(x) / -8.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  put_f16(y, d);
+  for (int j = 0; j < kQk / 2; ++j) {
+    const float x0 = x[j] * id;
+    const float x1 = x[kQk / 2 + j] * id;
+    const float s0 = x0 + 8.5f;
+    const float s1 = x1 + 8.5f;
+    const uint8_t q0 = static_cast<uint8_t>(std::min<int>(15, static_cast<int8_t>(s0)));
+    const uint8_t q1 = static_cast<uint8_t>(std::min<int>(15, static_cast<int8_t>(s1)));
+    y[2 + j] = static_cast<uint8_t>(q0 | (q1 << 4));
+  }
+}
+
+// Q4_1 block, 20 bytes: f16 d; f16 m; uint8 qs[16].
+void quantize_block_q4_1(const float* x, uint8_t* y) {
+  float min, max;
+  min_max(x, &min, &max);
+  const float d = (max - min) / 15.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  put_f16(y, d);
+  put_f16(y + 2, min);
+  for (int j = 0; j < kQk / 2; ++j) {
+    const float x0 = (x[j] - min) * id;
+    const float x1 = (x[kQk / 2 + j] - min) * id;
+    const float s0 = x0 + 0.5f;
+    const float s1 = x1 + 0.5f;
+    const uint8_t q0 = static_cast<uint8_t>(std::min<int>(15, static_cast<int8_t>(s0)));
+    const uint8_t q1 = static_cast<uint8_t>(std::min<int>(15, static_cast<int8_t>(s1)));
+    y[4 + j] = static_cast<uint8_t>(q0 | (q1 << 4));
+  }
+}
+
+void put_u32(uint8_t* dst, uint32_t v) {
+  for (int i = 0; i < 4; ++i) dst[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+uint32_t get_u32(const uint8_t* src) {
+  return static_cast<uint32_t>(src[0]) | (static_cast<uint32_t>(src[1]) << 8) |
+         (static_cast<uint32_t>(src[2]) << 16) | (static_cast<uint32_t>(src[3]) << 24);
+}
+
+// Q5_0 block, 22 bytes: f16 d; uint8 qh[4] (bit j = 5th bit of element j); uint8 qs[16].
+void quantize_block_q5_0(const float* x, uint8_t* y) {
+  const float d = signed_absmax(x) / -16.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  put_f16(y, d);
+  uint32_t qh = 0;
+  for (int j = 0; j < kQk / 2; ++j) {
+    const float x0 = x[j] * id;
+    const float x1 = x[kQk / 2 + j] * id;
+    const float s0 = x0 + 16.5f;
+    const float s1 = x1 + 16.5f;
+    const uint8_t q0 = static_cast<uint8_t>(std::min<int>(31, static_cast<int8_t>(s0)));
+    const uint8_t q1 = static_cast<uint8_t>(std::min<int>(31, static_cast<int8_t>(s1)));
+    y[6 + j] = static_cast<uint8_t>((q0 & 0x0F) | ((q1 & 0x0F) << 4));
+    qh |= ((q0 & 0x10u) >> 4) << j;
+    qh |= ((q1 & 0x10u) >> 4) << (j + kQk / 2);
+  }
+  put_u32(y + 2, qh);
+}
+
+// Q5_1 block, 24 bytes: f16 d; f16 m; uint8 qh[4]; uint8 qs[16].
+void quantize_block_q5_1(const float* x, uint8_t* y) {
+  float min, max;
+  min_max(x, &min, &max);
+  const float d = (max - min) / 31.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  put_f16(y, d);
+  put_f16(y + 2, min);
+  uint32_t qh = 0;
+  for (int j = 0; j < kQk / 2; ++j) {
+    const float x0 = (x[j] - min) * id;
+    const float x1 = (x[kQk / 2 + j] - min) * id;
+    const float s0 = x0 + 0.5f;
+    const float s1 = x1 + 0.5f;
+    const uint8_t q0 = static_cast<uint8_t>(s0);
+    const uint8_t q1 = static_cast<uint8_t>(s1);
+    y[8 + j] = static_cast<uint8_t>((q0 & 0x0F) | ((q1 & 0x0F) << 4));
+    qh |= ((q0 & 0x10u) >> 4) << j;
+    qh |= ((q1 & 0x10u) >> 4) << (j + kQk / 2);
+  }
+  put_u32(y + 4, qh);
+}
+
+bool is_supported(GgmlType type) {
+  switch (type) {
+    case GgmlType::kF32:
+    case GgmlType::kF16:
+    case GgmlType::kBF16:
+    case GgmlType::kQ8_0:
+    case GgmlType::kQ4_0:
+    case GgmlType::kQ4_1:
+    case GgmlType::kQ5_0:
+    case GgmlType::kQ5_1:
+      return true;
+    default:
+      return false;
+  }
+}
+
+Status check_args(GgmlType type, int64_t n, const char* what) {
+  if (!is_supported(type)) {
+    return unimplemented_error(std::string("gguf: ") + what + " to/from type '" +
+                               std::string(type_traits(type).name) + "' is not implemented");
+  }
+  if (!row_bytes(type, n)) {
+    return invalid_argument_error(std::string("gguf: ") + what + " of " + std::to_string(n) +
+                                  " elements: not a multiple of the " +
+                                  std::string(type_traits(type).name) + " block size " +
+                                  std::to_string(type_traits(type).block_size));
+  }
+  return ok_status();
+}
+
+}  // namespace
+
+uint16_t fp32_to_fp16(float f) {
+  const uint32_t u = float_bits(f);
+  const uint16_t sign = static_cast<uint16_t>((u >> 16) & 0x8000);
+  const uint32_t a = u & 0x7FFFFFFF;
+  if (a > 0x7F800000) {  // NaN: keep it a (quiet) NaN, keep the top payload bits
+    return static_cast<uint16_t>(sign | 0x7E00 | ((a >> 13) & 0x3FF));
+  }
+  if (a >= 0x38800000) {  // normal in half precision (>= 2^-14), or overflows to inf
+    const uint32_t exp = (a >> 23) - 127 + 15;
+    if (exp >= 31) return static_cast<uint16_t>(sign | 0x7C00);
+    const uint32_t mant = a & 0x7FFFFF;
+    uint32_t h = (exp << 10) | (mant >> 13);
+    const uint32_t rest = mant & 0x1FFF;
+    if (rest > 0x1000 || (rest == 0x1000 && (h & 1))) ++h;  // may carry into inf: correct
+    return static_cast<uint16_t>(sign | h);
+  }
+  if (a < 0x33000000) return sign;  // below half the smallest subnormal (or exactly it): zero
+  // Subnormal half: value / 2^-24, rounded to nearest even.
+  const uint32_t exp = a >> 23;  // 102..112
+  const uint32_t mant = (a & 0x7FFFFF) | 0x800000;
+  const uint32_t shift = 126 - exp;  // 14..24
+  uint32_t h = mant >> shift;
+  const uint32_t rest = mant & ((1u << shift) - 1);
+  const uint32_t half = 1u << (shift - 1);
+  if (rest > half || (rest == half && (h & 1))) ++h;
+  return static_cast<uint16_t>(sign | h);
+}
+
+float fp16_to_fp32(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
+  const uint32_t exp = (h >> 10) & 0x1F;
+  const uint32_t mant = h & 0x3FF;
+  if (exp == 0x1F) return bits_float(sign | 0x7F800000 | (mant << 13));
+  if (exp != 0) return bits_float(sign | ((exp + 112) << 23) | (mant << 13));
+  // Zero or subnormal: mant * 2^-24, exact in float.
+  const float v = static_cast<float>(mant) * (1.0f / 16777216.0f);
+  return sign ? -v : v;
+}
+
+uint16_t fp32_to_bf16(float f) {
+  const uint32_t u = float_bits(f);
+  if ((u & 0x7FFFFFFF) > 0x7F800000) return static_cast<uint16_t>((u >> 16) | 0x40);  // quiet NaN
+  return static_cast<uint16_t>((u + 0x7FFF + ((u >> 16) & 1)) >> 16);
+}
+
+float bf16_to_fp32(uint16_t h) { return bits_float(static_cast<uint32_t>(h) << 16); }
+
+Status quantize_into(GgmlType type, const float* src, int64_t n, uint8_t* dst) {
+  HANGAR_RETURN_IF_ERROR(check_args(type, n, "quantizing"));
+  const int64_t blocks = n / type_traits(type).block_size;
+  const uint32_t bpb = type_traits(type).bytes_per_block;
+  switch (type) {
+    case GgmlType::kF32:
+      std::memcpy(dst, src, static_cast<size_t>(n) * 4);
+      break;
+    case GgmlType::kF16:
+      for (int64_t i = 0; i < n; ++i) put_f16(dst + 2 * i, src[i]);
+      break;
+    case GgmlType::kBF16:
+      for (int64_t i = 0; i < n; ++i) {
+        const uint16_t h = fp32_to_bf16(src[i]);
+        dst[2 * i] = static_cast<uint8_t>(h & 0xFF);
+        dst[2 * i + 1] = static_cast<uint8_t>(h >> 8);
+      }
+      break;
+    default: {
+      void (*block_fn)(const float*, uint8_t*) = nullptr;
+      if (type == GgmlType::kQ8_0) block_fn = quantize_block_q8_0;
+      if (type == GgmlType::kQ4_0) block_fn = quantize_block_q4_0;
+      if (type == GgmlType::kQ4_1) block_fn = quantize_block_q4_1;
+      if (type == GgmlType::kQ5_0) block_fn = quantize_block_q5_0;
+      if (type == GgmlType::kQ5_1) block_fn = quantize_block_q5_1;
+      for (int64_t b = 0; b < blocks; ++b) block_fn(src + b * kQk, dst + b * bpb);
+    }
+  }
+  return ok_status();
+}
+
+StatusOr<std::vector<uint8_t>> quantize(GgmlType type, const float* src, int64_t n) {
+  HANGAR_RETURN_IF_ERROR(check_args(type, n, "quantizing"));
+  std::vector<uint8_t> out(*row_bytes(type, n));
+  HANGAR_RETURN_IF_ERROR(quantize_into(type, src, n, out.data()));
+  return out;
+}
+
+Status dequantize(GgmlType type, const uint8_t* src, float* dst, int64_t n) {
+  HANGAR_RETURN_IF_ERROR(check_args(type, n, "dequantizing"));
+  const int64_t blocks = n / type_traits(type).block_size;
+  const uint32_t bpb = type_traits(type).bytes_per_block;
+  switch (type) {
+    case GgmlType::kF32:
+      std::memcpy(dst, src, static_cast<size_t>(n) * 4);
+      return ok_status();
+    case GgmlType::kF16:
+      for (int64_t i = 0; i < n; ++i) dst[i] = get_f16(src + 2 * i);
+      return ok_status();
+    case GgmlType::kBF16:
+      for (int64_t i = 0; i < n; ++i) {
+        dst[i] = bf16_to_fp32(static_cast<uint16_t>(src[2 * i] | (src[2 * i + 1] << 8)));
+      }
+      return ok_status();
+    default:
+      break;
+  }
+  for (int64_t b = 0; b < blocks; ++b) {
+    const uint8_t* x = src + b * bpb;
+    float* y = dst + b * kQk;
+    const float d = get_f16(x);
+    switch (type) {
+      case GgmlType::kQ8_0:
+        for (int j = 0; j < kQk; ++j) y[j] = static_cast<float>(static_cast<int8_t>(x[2 + j])) * d;
+        break;
+      case GgmlType::kQ4_0:
+        for (int j = 0; j < kQk / 2; ++j) {
+          y[j] = static_cast<float>((x[2 + j] & 0x0F) - 8) * d;
+          y[j + kQk / 2] = static_cast<float>((x[2 + j] >> 4) - 8) * d;
+        }
+        break;
+      case GgmlType::kQ4_1: {
+        const float m = get_f16(x + 2);
+        for (int j = 0; j < kQk / 2; ++j) {
+          y[j] = static_cast<float>(x[4 + j] & 0x0F) * d + m;
+          y[j + kQk / 2] = static_cast<float>(x[4 + j] >> 4) * d + m;
+        }
+        break;
+      }
+      case GgmlType::kQ5_0: {
+        const uint32_t qh = get_u32(x + 2);
+        for (int j = 0; j < kQk / 2; ++j) {
+          const int lo = (x[6 + j] & 0x0F) | (((qh >> j) & 1) << 4);
+          const int hi = (x[6 + j] >> 4) | (((qh >> (j + kQk / 2)) & 1) << 4);
+          y[j] = static_cast<float>(lo - 16) * d;
+          y[j + kQk / 2] = static_cast<float>(hi - 16) * d;
+        }
+        break;
+      }
+      case GgmlType::kQ5_1: {
+        const float m = get_f16(x + 2);
+        const uint32_t qh = get_u32(x + 4);
+        for (int j = 0; j < kQk / 2; ++j) {
+          const int lo = (x[8 + j] & 0x0F) | (((qh >> j) & 1) << 4);
+          const int hi = (x[8 + j] >> 4) | (((qh >> (j + kQk / 2)) & 1) << 4);
+          y[j] = static_cast<float>(lo) * d + m;
+          y[j + kQk / 2] = static_cast<float>(hi) * d + m;
+        }
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  return ok_status();
+}
+
+}  // namespace hangar::gguf
