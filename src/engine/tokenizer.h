@@ -1,7 +1,11 @@
 #pragma once
 // Tokenizer interface: text <-> token ids from a GGUF's tokenizer.* metadata, ids equal to
 // llama.cpp's. Two implementations: SentencePiece-style (tokenizer.ggml.model = "llama",
-// tokenizer_spm.cc) and byte-level BPE ("gpt2", tokenizer_bpe.cc).
+// tokenizer_spm.cc) and byte-level BPE ("gpt2", tokenizer_bpe.cc), sharing the vocabulary
+// (tokenizer_vocab.h), special-token splitting (tokenizer_special.h) and detokenization
+// (tokenizer_detokenize.h); tokenizer.cc puts them together.
+// Invalid UTF-8 input never fails: SPM falls back to byte tokens, BPE reads a malformed byte
+// as U+FFFD, as llama.cpp does.
 // A Tokenizer is immutable after creation: safe to use from any number of threads.
 
 #include <cstdint>
@@ -12,6 +16,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "engine/tokenizer_vocab.h"
 #include "gguf/gguf.h"
 
 namespace hangar::engine {
@@ -24,6 +29,8 @@ class Tokenizer {
 
   // Builds the tokenizer the file's metadata describes. Vocab-only files are fine.
   static StatusOr<std::unique_ptr<Tokenizer>> from_gguf(const gguf::GgufFile& file);
+  // Builds one from metadata already read (tests build small vocabularies this way).
+  static StatusOr<std::unique_ptr<Tokenizer>> from_spec(VocabSpec spec);
 
   // add_special: add BOS (and EOS) where the vocabulary says so (llama_tokenize's add_special).
   // parse_special: recognise special/control tokens' text as single ids.

@@ -1,0 +1,44 @@
+#pragma once
+// The element-wise and per-row operations of the forward pass, each equal to ggml's CPU op in
+// rounding where that matters (RMSNorm sums squares in double; RoPE advances theta by repeated
+// multiplication as ggml's rope cache does; attention follows ggml's flash-attention row loop
+// over an F16 K/V cache). One call handles one row, so a row's result never depends on the
+// batch around it. Pure functions: safe from any thread.
+
+#include <cstdint>
+
+namespace hangar::engine {
+
+// y[i] = x[i] / sqrt(mean(x^2) + eps) * w[i]; x, y, w: [n]. y may alias x. w may be nullptr.
+void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps);
+
+enum class RopeMode { kNormal, kNeox };  // pairs (2i, 2i+1) vs (i, i + n_rot/2)
+
+// cos/sin table of one position: cs[2i] = cos(theta_i), cs[2i+1] = sin(theta_i), i < n_rot/2,
+// theta_i = pos * base^(-2i/n_rot) / freq_factors[i] * freq_scale. cs: [n_rot].
+void rope_table(float pos, int n_rot, float freq_base, float freq_scale,
+                const float* freq_factors, float* cs);
+// Rotates the first n_rot dims of one head x: [head_dim] in place using cs from rope_table.
+void rope_apply(float* x, int n_rot, const float* cs, RopeMode mode);
+
+// y[i] = silu(g[i]) * u[i]; g, u, y: [n]. y may alias g.
+void swiglu(const float* g, const float* u, float* y, int64_t n);
+
+// In-place softmax of x: [n] (max-subtracted, sum in double as ggml's soft_max).
+void softmax(float* x, int64_t n);
+
+// One query row against n_kv cached positions of one KV head, as ggml's flash attention with
+// an F16 cache: q is rounded to F16, s_i = dot_f16(q, k_i) * scale, online softmax, V
+// accumulated in F16 and divided by the softmax sum at the end. Positions with valid[i] == 0
+// are skipped.
+//   q: [head_dim_k] F32; k: n_kv rows of [head_dim_k] F16 at k_stride elements apart;
+//   v: n_kv rows of [head_dim_v] F16 at v_stride; out: [head_dim_v] F32.
+//   scratch: [head_dim_k + head_dim_v] uint16_t (F16 q and accumulator).
+void attention_row(const float* q, const uint16_t* k, int64_t k_stride, const uint16_t* v,
+                   int64_t v_stride, const uint8_t* valid, int64_t n_kv, int head_dim_k,
+                   int head_dim_v, float scale, uint16_t* scratch, float* out);
+
+// The F16 dot product the attention uses (kernel_f16.cc).
+float dot_f16(int64_t n, const void* a, const void* b);
+
+}  // namespace hangar::engine

@@ -1,0 +1,66 @@
+#pragma once
+// Small AVX2 helpers shared by the kernel files (private to src/engine). Only compiled in when
+// the target has AVX2 and FMA; every caller keeps a scalar path for other targets.
+// Pure inline functions.
+
+#if defined(__AVX2__) && defined(__FMA__)
+#define HANGAR_AVX2 1
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+namespace hangar::engine::avx2 {
+
+inline float hsum(__m256 v) {
+  __m128 lo = _mm256_castps256_ps128(v);
+  __m128 hi = _mm256_extractf128_ps(v, 1);
+  lo = _mm_add_ps(lo, hi);
+  lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+  lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+  return _mm_cvtss_f32(lo);
+}
+
+inline int hsum_i32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+  return _mm_cvtsi128_si32(s);
+}
+
+// 16 bytes of nibbles -> 32 bytes: [0..15] the low nibbles, [16..31] the high nibbles.
+inline __m256i unpack_nibbles(const uint8_t* qs) {
+  const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  const __m256i both = _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed);
+  return _mm256_and_si256(both, _mm256_set1_epi8(0x0f));
+}
+
+// 32 bits -> 32 bytes, byte j = 0xff when bit j is set, else 0.
+inline __m256i expand_bits(const uint8_t* qh) {
+  uint32_t bits;
+  std::memcpy(&bits, qh, 4);
+  // Byte j takes source byte j / 8; OR-ing in every bit except j % 8 leaves 0xff only when
+  // bit j % 8 was set.
+  const __m256i pick = _mm256_set_epi64x(0x0303030303030303LL, 0x0202020202020202LL,
+                                         0x0101010101010101LL, 0x0000000000000000LL);
+  __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(bits)), pick);
+  bytes = _mm256_or_si256(bytes, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfeLL));
+  return _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1));
+}
+
+// Sum of products of 32 unsigned bytes u and 32 signed bytes s, as 8 int32 lanes.
+inline __m256i dot_u8_i8(__m256i u, __m256i s) {
+  const __m256i pairs = _mm256_maddubs_epi16(u, s);  // |u| <= 255 is not reached: u <= 127 here
+  return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
+}
+
+// Sum of products of two signed byte vectors, as 8 int32 lanes (x, y in [-127, 127] or x in
+// [-16, 15]).
+inline __m256i dot_i8_i8(__m256i x, __m256i y) {
+  const __m256i ax = _mm256_sign_epi8(x, x);
+  const __m256i sy = _mm256_sign_epi8(y, x);
+  return dot_u8_i8(ax, sy);
+}
+
+}  // namespace hangar::engine::avx2
+#endif

@@ -1,0 +1,134 @@
+#include "engine/ops.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "engine/fp16.h"
+
+namespace hangar::engine {
+namespace {
+
+TEST(OpsTest, RmsNormOfConstantVectorIsTheWeight) {
+  std::vector<float> x(33, 3.0f), w(33), y(33);
+  for (int i = 0; i < 33; ++i) w[i] = 0.5f + i;
+  rms_norm(x.data(), w.data(), y.data(), 33, 0.0f);
+  for (int i = 0; i < 33; ++i) EXPECT_FLOAT_EQ(y[i], w[i]);
+}
+
+TEST(OpsTest, RmsNormGivesUnitRootMeanSquare) {
+  std::vector<float> x = {1, -2, 3, -4, 5};
+  rms_norm(x.data(), nullptr, x.data(), 5, 1e-6f);
+  double s = 0;
+  for (float v : x) s += v * v;
+  EXPECT_NEAR(s / 5, 1.0, 1e-5);
+}
+
+TEST(OpsTest, RopeAtPositionZeroIsIdentity) {
+  std::vector<float> cs(16);
+  rope_table(0.0f, 16, 10000.0f, 1.0f, nullptr, cs.data());
+  std::vector<float> x(16);
+  for (int i = 0; i < 16; ++i) x[i] = i + 1.0f;
+  auto y = x;
+  rope_apply(y.data(), 16, cs.data(), RopeMode::kNormal);
+  EXPECT_EQ(x, y);
+  rope_apply(y.data(), 16, cs.data(), RopeMode::kNeox);
+  EXPECT_EQ(x, y);
+}
+
+TEST(OpsTest, RopeRotatesTheRightPairsByPositionTimesFrequency) {
+  const int n_rot = 8;
+  std::vector<float> cs(n_rot);
+  const float factors[4] = {1, 1, 2, 4};
+  rope_table(3.0f, n_rot, 100.0f, 1.0f, factors, cs.data());
+  for (int i = 0; i < n_rot / 2; ++i) {
+    const double theta = 3.0 * std::pow(100.0, -2.0 * i / n_rot) / factors[i];
+    EXPECT_NEAR(cs[2 * i], std::cos(theta), 1e-5);
+    EXPECT_NEAR(cs[2 * i + 1], std::sin(theta), 1e-5);
+  }
+  // Normal mode pairs (0,1): a unit vector on dim 0 rotates into dims 0 and 1.
+  std::vector<float> x(n_rot + 2, 0.0f);
+  x[0] = 1.0f;
+  x[n_rot] = 7.0f;  // beyond n_rot: untouched
+  rope_apply(x.data(), n_rot, cs.data(), RopeMode::kNormal);
+  EXPECT_FLOAT_EQ(x[0], cs[0]);
+  EXPECT_FLOAT_EQ(x[1], cs[1]);
+  EXPECT_EQ(x[n_rot], 7.0f);
+  // NEOX pairs (0, n_rot/2).
+  std::vector<float> z(n_rot, 0.0f);
+  z[0] = 1.0f;
+  rope_apply(z.data(), n_rot, cs.data(), RopeMode::kNeox);
+  EXPECT_FLOAT_EQ(z[0], cs[0]);
+  EXPECT_FLOAT_EQ(z[n_rot / 2], cs[1]);
+  EXPECT_EQ(z[1], 0.0f);
+}
+
+TEST(OpsTest, SoftmaxSumsToOneAndKeepsOrder) {
+  std::vector<float> x = {1.0f, 3.0f, -2.0f, 3.0f, 1000.0f};
+  softmax(x.data(), 4);
+  EXPECT_NEAR(x[0] + x[1] + x[2] + x[3], 1.0, 1e-6);
+  EXPECT_GT(x[1], x[0]);
+  EXPECT_FLOAT_EQ(x[1], x[3]);
+  EXPECT_EQ(x[4], 1000.0f);
+}
+
+TEST(OpsTest, SwigluIsSiluTimesUp) {
+  const float g[3] = {0.0f, 2.0f, -3.0f};
+  const float u[3] = {5.0f, 0.5f, 2.0f};
+  float y[3];
+  swiglu(g, u, y, 3);
+  for (int i = 0; i < 3; ++i) EXPECT_NEAR(y[i], g[i] / (1 + std::exp(-g[i])) * u[i], 1e-6);
+}
+
+TEST(OpsTest, AttentionMatchesSoftmaxWeightedValuesAndSkipsInvalid) {
+  const int dk = 24, dv = 20, n = 37;  // odd sizes exercise the scalar tails
+  std::mt19937 rng(1);
+  std::normal_distribution<float> dist;
+  std::vector<float> q(dk);
+  for (auto& v : q) v = dist(rng);
+  std::vector<uint16_t> k(n * dk), v(n * dv);
+  for (auto& h : k) h = float_to_half(dist(rng));
+  for (auto& h : v) h = float_to_half(dist(rng));
+  std::vector<uint8_t> valid(n, 1);
+  valid[5] = 0;
+  valid[20] = 0;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(dk));
+  std::vector<uint16_t> scratch(dk + dv);
+  std::vector<float> out(dv);
+  attention_row(q.data(), k.data(), dk, v.data(), dv, valid.data(), n, dk, dv, scale,
+                scratch.data(), out.data());
+  std::vector<double> s(n, -INFINITY);
+  double mx = -INFINITY;
+  for (int j = 0; j < n; ++j) {
+    if (!valid[j]) continue;
+    double d = 0;
+    for (int i = 0; i < dk; ++i) d += half_to_float(float_to_half(q[i])) * half_to_float(k[j * dk + i]);
+    s[j] = d * scale;
+    mx = std::max(mx, s[j]);
+  }
+  double sum = 0;
+  for (int j = 0; j < n; ++j) sum += valid[j] ? std::exp(s[j] - mx) : 0.0;
+  for (int i = 0; i < dv; ++i) {
+    double o = 0;
+    for (int j = 0; j < n; ++j) {
+      if (valid[j]) o += std::exp(s[j] - mx) / sum * half_to_float(v[j * dv + i]);
+    }
+    EXPECT_NEAR(out[i], o, 5e-3) << i;  // the F16 accumulator rounds at every step
+  }
+}
+
+TEST(OpsTest, AttentionOverOnePositionReturnsItsValue) {
+  const float q[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+  std::vector<uint16_t> k(8, float_to_half(0.25f)), v(8);
+  for (int i = 0; i < 8; ++i) v[i] = float_to_half(i - 3.5f);
+  const uint8_t valid[1] = {1};
+  uint16_t scratch[16];
+  float out[8];
+  attention_row(q, k.data(), 8, v.data(), 8, valid, 1, 8, 8, 0.3f, scratch, out);
+  for (int i = 0; i < 8; ++i) EXPECT_EQ(out[i], i - 3.5f);
+}
+
+}  // namespace
+}  // namespace hangar::engine
