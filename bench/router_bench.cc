@@ -1,0 +1,190 @@
+// router_bench: what the router adds (issue 5 item 8). One run, side by side: the same fake
+// worker reached straight and through an in-process Router on 127.0.0.1.
+//   - latency p50/p99 of small non-streaming requests (keep-alive client, sequential)
+//   - latency p50/p99 to the first SSE chunk of a streamed chat completion
+//   - requests/s with several concurrent keep-alive clients
+// Prints the added microseconds and the throughput ratio. Goal: <= 30 us added at p50,
+// >= 0.95x direct throughput (floor: 50 us, 0.9x).
+//
+// Usage: router_bench [FAKE_WORKER_PATH] [--requests N] [--clients C] [--seconds S]
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/logging.h"
+#include "http/client.h"
+#include "router/router.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using hangar::http::Client;
+
+struct Stats {
+  double p50_us = 0, p99_us = 0;
+};
+
+Stats summarize(std::vector<double> us) {
+  std::sort(us.begin(), us.end());
+  if (us.empty()) return {};
+  return {us[us.size() / 2], us[std::min(us.size() - 1, us.size() * 99 / 100)]};
+}
+
+double elapsed_us(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::micro>(b - a).count();
+}
+
+const std::string kSmallBody = R"({"model":"m","content":"hi"})";
+const std::string kStreamBody =
+    R"({"model":"m","stream":true,"messages":[{"role":"user","content":"a b c d"}]})";
+
+// Sequential small requests, alternating direct and routed so drift hits both alike.
+void small_latency(uint16_t direct, uint16_t routed, int n, Stats* d, Stats* r) {
+  Client cd("127.0.0.1", direct), cr("127.0.0.1", routed);
+  std::vector<double> ld, lr;
+  hangar::http::Headers h{{"Content-Type", "application/json"}};
+  for (int i = 0; i < n + 100; ++i) {
+    for (int which = 0; which < 2; ++which) {
+      Client& c = which == 0 ? cd : cr;
+      auto t0 = Clock::now();
+      auto resp = c.request("POST", "/tokenize", kSmallBody, h);
+      auto t1 = Clock::now();
+      if (!resp.ok() || resp->status != 200) {
+        std::fprintf(stderr, "request failed: %s\n",
+                     resp.ok() ? resp->body.c_str() : resp.status().message().c_str());
+        std::exit(1);
+      }
+      if (i >= 100) (which == 0 ? ld : lr).push_back(elapsed_us(t0, t1));  // after warm-up
+    }
+  }
+  *d = summarize(ld);
+  *r = summarize(lr);
+}
+
+double first_chunk_us(uint16_t port) {
+  hangar::http::FetchOptions o;
+  o.method = "POST";
+  o.body = kStreamBody;
+  o.headers.add("Content-Type", "application/json");
+  auto t0 = Clock::now();
+  double first = -1;
+  (void)hangar::http::fetch_stream(
+      "http://127.0.0.1:" + std::to_string(port) + "/v1/chat/completions", o,
+      [](int, const hangar::http::Headers&) {},
+      [&](std::string_view) {
+        if (first < 0) first = elapsed_us(t0, Clock::now());
+        return true;
+      });
+  return first;
+}
+
+void sse_latency(uint16_t direct, uint16_t routed, int n, Stats* d, Stats* r) {
+  std::vector<double> ld, lr;
+  for (int i = 0; i < n + 20; ++i) {
+    double a = first_chunk_us(direct), b = first_chunk_us(routed);
+    if (i >= 20) {
+      ld.push_back(a);
+      lr.push_back(b);
+    }
+  }
+  *d = summarize(ld);
+  *r = summarize(lr);
+}
+
+double throughput(uint16_t port, int clients, double seconds) {
+  std::atomic<uint64_t> done{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  for (int c = 0; c < clients; ++c) {
+    threads.emplace_back([&] {
+      Client cl("127.0.0.1", port);
+      hangar::http::Headers h{{"Content-Type", "application/json"}};
+      while (!stop.load(std::memory_order_relaxed)) {
+        auto resp = cl.request("POST", "/tokenize", kSmallBody, h);
+        if (resp.ok() && resp->status == 200) done.fetch_add(1, std::memory_order_relaxed);
+      }
+    });
+  }
+  auto t0 = Clock::now();
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));  // the measured window
+  stop = true;
+  uint64_t n = done.load();
+  double s = std::chrono::duration<double>(Clock::now() - t0).count();
+  for (auto& t : threads) t.join();
+  return static_cast<double>(n) / s;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string worker = "hangar-fake-worker";
+  int n = 2000, clients = 4;
+  double seconds = 2;
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--requests") && i + 1 < argc) {
+      n = std::atoi(argv[++i]);
+    } else if (!std::strcmp(argv[i], "--clients") && i + 1 < argc) {
+      clients = std::atoi(argv[++i]);
+    } else if (!std::strcmp(argv[i], "--seconds") && i + 1 < argc) {
+      seconds = std::atof(argv[++i]);
+    } else {
+      worker = argv[i];
+    }
+  }
+  (void)hangar::init_logging("warn", "text");
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("hangar-router-bench-" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "m.gguf") << "{}";
+
+  hangar::router::RouterOptions o;
+  o.port = 0;
+  o.worker_bin = worker;
+  o.sources.models_dir = dir.string();
+  o.http_threads = 2;
+  auto created = hangar::router::Router::create(o);
+  if (!created.ok()) {
+    std::fprintf(stderr, "router: %s\n", created.status().message().c_str());
+    return 1;
+  }
+  auto router = std::move(created).value();
+  auto port = router->start();
+  if (!port.ok()) return 1;
+  auto load = hangar::http::fetch("POST", "http://127.0.0.1:" + std::to_string(*port) +
+                                              "/models/load",
+                                  R"({"model":"m","wait":true})");
+  if (!load.ok() || load->status != 200) {
+    std::fprintf(stderr, "load failed\n");
+    return 1;
+  }
+  uint16_t direct = 0;
+  for (const auto& s : router->model_status()) {
+    if (s.id == "m") direct = s.port;
+  }
+  std::printf("router_bench: worker port %u, router port %u, %d requests, %d clients, %.1f s\n",
+              direct, *port, n, clients, seconds);
+
+  Stats d, r;
+  small_latency(direct, *port, n, &d, &r);
+  std::printf("small request  direct p50 %8.1f us p99 %8.1f us | routed p50 %8.1f us p99 %8.1f us"
+              " | added p50 %6.1f us p99 %6.1f us\n",
+              d.p50_us, d.p99_us, r.p50_us, r.p99_us, r.p50_us - d.p50_us, r.p99_us - d.p99_us);
+  sse_latency(direct, *port, std::max(50, n / 10), &d, &r);
+  std::printf("first SSE chunk direct p50 %8.1f us p99 %8.1f us | routed p50 %8.1f us p99 %8.1f us"
+              " | added p50 %6.1f us p99 %6.1f us\n",
+              d.p50_us, d.p99_us, r.p50_us, r.p99_us, r.p50_us - d.p50_us, r.p99_us - d.p99_us);
+  double td = throughput(direct, clients, seconds);
+  double tr = throughput(*port, clients, seconds);
+  std::printf("throughput     direct %9.0f req/s | routed %9.0f req/s | ratio %.3fx\n", td, tr,
+              tr / td);
+  router->shutdown(std::chrono::seconds(5));
+  fs::remove_all(dir);
+  return 0;
+}

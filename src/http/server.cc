@@ -1,0 +1,889 @@
+// The HTTP/1.1 server (see server.h): one reader and one writer coroutine per connection, both
+// on the connection's strand; the Exchange between a handler's Responder and the writer.
+
+#include "http/server.h"
+
+#include <spdlog/spdlog.h>
+
+#include <condition_variable>
+#include <deque>
+#include <list>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "http/asio_internal.h"
+
+namespace hangar::http {
+
+namespace internal {
+namespace {
+
+namespace http = beast::http;
+using asio::redirect_error;
+using asio::use_awaitable;
+
+// Shared by a Server and every Exchange it made: posting to the io_context is allowed only
+// while alive is true, so a Responder kept by another thread after the Server is gone is inert.
+struct Liveness {
+  std::mutex mu;
+  bool alive = true;  // guarded by mu
+};
+
+bool has_crlf(std::string_view s) { return s.find_first_of("\r\n") != std::string_view::npos; }
+
+// "HTTP/1.1 <status> <reason>\r\n<fields>\r\n" with our own framing fields.
+std::string serialize_head(int status, const Headers& headers, bool chunked,
+                           std::optional<uint64_t> content_length, bool keep_alive) {
+  std::string out;
+  out.reserve(256);
+  out += "HTTP/1.1 ";
+  out += std::to_string(status);
+  out += ' ';
+  out += reason_phrase(status);
+  out += "\r\n";
+  for (const auto& [name, value] : headers) {
+    if (is_hop_by_hop(name) || iequals(name, "Content-Length")) continue;
+    if (name.empty() || has_crlf(name) || has_crlf(value)) continue;  // no header injection
+    out += name;
+    out += ": ";
+    out += value;
+    out += "\r\n";
+  }
+  if (chunked) {
+    out += "Transfer-Encoding: chunked\r\n";
+  } else if (content_length) {
+    out += "Content-Length: ";
+    out += std::to_string(*content_length);
+    out += "\r\n";
+  }
+  out += keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
+  return out;
+}
+
+bool status_has_no_body(int status) {
+  return (status >= 100 && status < 200) || status == 204 || status == 304;
+}
+
+class Connection;
+
+// The state of one request/response exchange, shared by the handler's Responder (any thread)
+// and the connection's writer (strand). All fields below mu_ are guarded by mu_.
+class Exchange {
+ public:
+  Exchange(std::weak_ptr<Connection> conn, std::shared_ptr<Liveness> liveness, bool keep_alive,
+           bool head_request, size_t max_buffered)
+      : conn_(std::move(conn)),
+        liveness_(std::move(liveness)),
+        keep_alive_(keep_alive),
+        head_request_(head_request),
+        max_buffered_(max_buffered) {}
+
+  bool send(Response r) {
+    std::lock_guard lock(mu_);
+    if (phase_ != Phase::kIdle || closed_) return false;
+    bool no_body = status_has_no_body(r.status);
+    std::string bytes = serialize_head(r.status, r.headers, false,
+                                       no_body ? std::nullopt : std::optional<uint64_t>(r.body.size()),
+                                       keep_alive_);
+    if (!no_body && !head_request_) bytes += r.body;
+    phase_ = Phase::kDone;
+    started_ = true;
+    queue_locked(std::move(bytes));
+    return true;
+  }
+
+  bool start(int status, Headers headers) {
+    std::lock_guard lock(mu_);
+    if (phase_ != Phase::kIdle || closed_) return false;
+    std::optional<uint64_t> length;
+    if (auto cl = headers.get("Content-Length")) {
+      uint64_t v = 0;
+      bool valid = !cl->empty() && cl->size() < 19;
+      for (char c : *cl) {
+        if (c < '0' || c > '9') valid = false;
+        else v = v * 10 + static_cast<uint64_t>(c - '0');
+      }
+      if (valid) length = v;
+    }
+    chunked_ = !length && !head_request_ && !status_has_no_body(status);
+    phase_ = (head_request_ || status_has_no_body(status)) ? Phase::kBodyless : Phase::kStreaming;
+    started_ = true;
+    queue_locked(serialize_head(status, headers, chunked_, length, keep_alive_));
+    return true;
+  }
+
+  bool write(std::string chunk) {
+    std::lock_guard lock(mu_);
+    if (closed_ || (phase_ != Phase::kStreaming && phase_ != Phase::kBodyless)) return false;
+    if (chunk.empty() || phase_ == Phase::kBodyless) return true;
+    if (buffered_ + chunk.size() > max_buffered_) {
+      // The client does not read fast enough and the producer ignored backpressure: bound the
+      // memory by giving up on this client.
+      spdlog::warn("http: aborting a response: {} bytes unsent exceed the limit of {}",
+                   buffered_ + chunk.size(), max_buffered_);
+      aborted_ = true;
+      closed_ = true;
+      notify_locked();
+      return false;
+    }
+    if (chunked_) {
+      char size_line[24];
+      int n = std::snprintf(size_line, sizeof size_line, "%zx\r\n", chunk.size());
+      std::string framed;
+      framed.reserve(chunk.size() + static_cast<size_t>(n) + 2);
+      framed.append(size_line, static_cast<size_t>(n));
+      framed += chunk;
+      framed += "\r\n";
+      queue_locked(std::move(framed));
+    } else {
+      queue_locked(std::move(chunk));
+    }
+    return true;
+  }
+
+  void finish() {
+    std::lock_guard lock(mu_);
+    if (phase_ != Phase::kStreaming && phase_ != Phase::kBodyless) return;
+    bool chunked = chunked_ && phase_ == Phase::kStreaming;
+    phase_ = Phase::kDone;
+    if (closed_) return;
+    if (chunked) {
+      queue_locked("0\r\n\r\n");
+    } else {
+      notify_locked();
+    }
+  }
+
+  void abort() {
+    std::lock_guard lock(mu_);
+    if (phase_ == Phase::kDone && pending_.empty()) return;  // already complete
+    aborted_ = true;
+    notify_locked();
+  }
+
+  bool is_closed() const {
+    std::lock_guard lock(mu_);
+    return closed_;
+  }
+  bool started() const {
+    std::lock_guard lock(mu_);
+    return started_;
+  }
+  size_t buffered_bytes() const {
+    std::lock_guard lock(mu_);
+    return buffered_;
+  }
+
+  void on_close(std::function<void()> fn) {
+    {
+      std::lock_guard lock(mu_);
+      if (!closed_) {
+        if (phase_ == Phase::kDone && complete_) return;  // completed: it will never close early
+        close_callbacks_.push_back(std::move(fn));
+        return;
+      }
+    }
+    fn();
+  }
+
+  void on_drained(std::function<void()> fn) {
+    {
+      std::lock_guard lock(mu_);
+      if (!closed_ && buffered_ > Responder::kHighWaterBytes / 4) {
+        drained_callback_ = std::move(fn);
+        return;
+      }
+    }
+    fn();
+  }
+
+  // The handler dropped its last Responder reference.
+  void dropped() {
+    std::unique_lock lock(mu_);
+    if (closed_) return;
+    if (phase_ == Phase::kIdle) {
+      lock.unlock();
+      spdlog::error("http: a handler dropped its Responder without answering; sending 500");
+      send(error_response(500, "the handler did not answer", "server_error"));
+    } else if (phase_ != Phase::kDone && !aborted_) {
+      spdlog::error("http: a handler dropped its Responder mid-stream; aborting the response");
+      aborted_ = true;
+      notify_locked();
+    }
+  }
+
+  // --- connection side, on the strand ---
+
+  struct Output {
+    std::vector<std::string> pieces;
+    bool done = false;     // the whole response is in `pieces` or already written
+    bool aborted = false;  // close after `pieces`
+  };
+  void take(Output* out) {
+    std::lock_guard lock(mu_);
+    out->pieces.swap(pending_);
+    pending_.clear();
+    out->done = phase_ == Phase::kDone;
+    out->aborted = aborted_ || closed_;
+    notify_posted_ = false;
+  }
+
+  // `n` bytes reached the socket; may run the drained callback.
+  void consumed(size_t n) {
+    std::function<void()> cb;
+    {
+      std::lock_guard lock(mu_);
+      buffered_ -= std::min(n, buffered_);
+      if (drained_callback_ && buffered_ <= Responder::kHighWaterBytes / 4) {
+        cb = std::move(drained_callback_);
+        drained_callback_ = nullptr;
+      }
+    }
+    if (cb) cb();
+  }
+
+  // The response went out completely: close callbacks will never run; drop them (they may hold
+  // references that would otherwise form cycles).
+  void completed() {
+    std::vector<std::function<void()>> drop;
+    std::function<void()> drop_drained;
+    {
+      std::lock_guard lock(mu_);
+      complete_ = true;
+      drop.swap(close_callbacks_);
+      drop_drained.swap(drained_callback_);
+    }
+  }
+
+  // The connection is gone (client left, abort, server stop): runs the close callbacks.
+  void mark_closed() {
+    std::vector<std::function<void()>> cbs;
+    std::function<void()> drained;
+    {
+      std::lock_guard lock(mu_);
+      if (complete_) return;
+      closed_ = true;
+      cbs.swap(close_callbacks_);
+      drained.swap(drained_callback_);
+    }
+    for (auto& cb : cbs) cb();
+    if (drained) drained();
+  }
+
+  // The connection object is being destroyed: never touch it again.
+  void detach() {
+    mark_closed();
+    std::lock_guard lock(mu_);
+    conn_.reset();
+  }
+
+  bool keep_alive() const { return keep_alive_; }
+
+  // The connection's strand while the connection exists.
+  std::optional<Strand> strand() const;
+
+ private:
+  enum class Phase { kIdle, kStreaming, kBodyless, kDone };
+
+  void queue_locked(std::string bytes) {
+    buffered_ += bytes.size();
+    pending_.push_back(std::move(bytes));
+    notify_locked();
+  }
+  void notify_locked();
+
+  mutable std::mutex mu_;
+  std::weak_ptr<Connection> conn_;             // guarded by mu_
+  std::shared_ptr<Liveness> liveness_;
+  const bool keep_alive_;
+  const bool head_request_;
+  const size_t max_buffered_;
+  Phase phase_ = Phase::kIdle;                 // guarded by mu_
+  bool chunked_ = false;                       // guarded by mu_
+  bool started_ = false;                       // guarded by mu_
+  bool closed_ = false;                        // guarded by mu_
+  bool aborted_ = false;                       // guarded by mu_
+  bool complete_ = false;                      // guarded by mu_: every byte was written
+  bool notify_posted_ = false;                 // guarded by mu_: a wake-up is on its way
+  size_t buffered_ = 0;                        // guarded by mu_
+  std::vector<std::string> pending_;           // guarded by mu_: bytes for the writer
+  std::vector<std::function<void()>> close_callbacks_;  // guarded by mu_
+  std::function<void()> drained_callback_;     // guarded by mu_
+};
+
+// The Responder a handler holds; dropping the last reference tells the Exchange.
+class ConnectionResponder final : public Responder, public StrandBound {
+ public:
+  explicit ConnectionResponder(std::shared_ptr<Exchange> exchange)
+      : exchange_(std::move(exchange)) {}
+  ~ConnectionResponder() override { exchange_->dropped(); }
+
+  bool send(Response response) override { return exchange_->send(std::move(response)); }
+  bool start(int status, Headers headers) override {
+    return exchange_->start(status, std::move(headers));
+  }
+  bool write(std::string chunk) override { return exchange_->write(std::move(chunk)); }
+  void finish() override { exchange_->finish(); }
+  void abort() override { exchange_->abort(); }
+  bool is_closed() const override { return exchange_->is_closed(); }
+  bool started() const override { return exchange_->started(); }
+  void on_close(std::function<void()> fn) override { exchange_->on_close(std::move(fn)); }
+  size_t buffered_bytes() const override { return exchange_->buffered_bytes(); }
+  void on_drained(std::function<void()> fn) override { exchange_->on_drained(std::move(fn)); }
+  std::optional<Strand> strand() const override { return exchange_->strand(); }
+
+ private:
+  std::shared_ptr<Exchange> exchange_;
+};
+
+}  // namespace
+}  // namespace internal
+
+// ---------------------------------------------------------------------------------------------
+
+struct TimerHandle::State {
+  std::mutex mu;
+  bool done = false;          // guarded by mu
+  std::function<void()> fn;   // guarded by mu
+};
+
+bool TimerHandle::cancel() {
+  if (!state_) return false;
+  std::lock_guard lock(state_->mu);
+  if (state_->done) return false;
+  state_->done = true;
+  state_->fn = nullptr;
+  return true;
+}
+
+bool TimerHandle::done() const {
+  if (!state_) return true;
+  std::lock_guard lock(state_->mu);
+  return state_->done;
+}
+
+struct Server::Impl {
+  explicit Impl(ServerOptions o) : options(std::move(o)) {}
+
+  ServerOptions options;
+  std::map<std::pair<std::string, std::string>, Handler> routes;  // (method, path); before listen
+  Handler fallback;
+
+  std::mutex mu;                // guards connections, listening, drained
+  std::condition_variable cv;   // signalled when in_flight or open_connections drop
+  std::list<std::weak_ptr<internal::Connection>> connections;  // guarded by mu
+  bool listening = false;       // guarded by mu
+  bool joined = false;          // guarded by mu
+
+  std::atomic<uint64_t> accepted{0};
+  std::atomic<uint64_t> open{0};
+  std::atomic<uint64_t> requests{0};
+  std::atomic<uint64_t> in_flight{0};
+  std::atomic<bool> stopping{false};
+  std::atomic<uint16_t> port{0};
+
+  std::shared_ptr<internal::Liveness> liveness = std::make_shared<internal::Liveness>();
+
+  // Declared after everything the connections touch when they are destroyed, so it is
+  // destroyed first (pending coroutine frames die with it).
+  internal::asio::io_context ioc;
+  std::optional<internal::tcp::acceptor> acceptor;  // used on acceptor_strand only
+  std::optional<internal::Strand> acceptor_strand;
+  std::optional<internal::asio::executor_work_guard<internal::asio::io_context::executor_type>>
+      work;
+  std::vector<std::thread> threads;
+
+  void dispatch(Request request, std::shared_ptr<Responder> responder) {
+    // Our handlers do not throw, but one that does must not take the io thread down.
+    try {
+      dispatch_unguarded(std::move(request), responder);
+    } catch (const std::exception& e) {
+      spdlog::error("http: a handler threw: {}", e.what());
+      responder->send(error_response(500, "internal error in the handler", "server_error"));
+    } catch (...) {
+      spdlog::error("http: a handler threw a non-standard exception");
+      responder->send(error_response(500, "internal error in the handler", "server_error"));
+    }
+  }
+
+  void dispatch_unguarded(Request request, const std::shared_ptr<Responder>& responder) {
+    auto it = routes.find({request.method, request.path});
+    if (it != routes.end()) {
+      it->second(std::move(request), responder);
+    } else if (fallback) {
+      fallback(std::move(request), responder);
+    } else {
+      responder->send(error_response(
+          404, fmt::format("no route for {} {}", request.method, request.path), "not_found_error"));
+    }
+  }
+
+  void shut_down_io() {
+    {
+      std::lock_guard lock(liveness->mu);
+      liveness->alive = false;
+    }
+    work.reset();
+    ioc.stop();
+    for (auto& t : threads) t.join();
+    threads.clear();
+  }
+
+  ~Impl() {
+    if (!threads.empty()) shut_down_io();
+    std::lock_guard lock(liveness->mu);
+    liveness->alive = false;
+  }
+};
+
+namespace internal {
+namespace {
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  using Socket = asio::basic_stream_socket<tcp, Strand>;
+
+  Connection(Server::Impl* server, Socket socket)
+      : server_(server),
+        socket_(std::move(socket)),
+        strand_(socket_.get_executor()),
+        wake_(strand_),
+        reader_wake_(strand_) {
+    beast::error_code ec;
+    socket_.set_option(tcp::no_delay(true), ec);  // small SSE frames go out at once
+    auto ep = socket_.remote_endpoint(ec);
+    if (!ec) remote_ = ep.address().to_string() + ":" + std::to_string(ep.port());
+  }
+
+  ~Connection() {
+    if (current_) current_->detach();
+    server_->open--;
+    std::lock_guard lock(server_->mu);
+    server_->cv.notify_all();
+  }
+
+  void start() {
+    auto self = shared_from_this();
+    asio::co_spawn(strand_, [self]() { return self->run_reader(); }, asio::detached);
+    asio::co_spawn(strand_, [self]() { return self->run_writer(); }, asio::detached);
+  }
+
+  const Strand& strand() const { return strand_; }
+  void wake() { wake_.cancel(); }
+
+  // On the strand: the server stops. Idle connections close now, busy ones after the response.
+  void on_server_stop() {
+    stopping_ = true;
+    if (!current_) close();
+  }
+
+  // On the strand: close everything now (drain timed out).
+  void force_close() {
+    if (current_) current_->mark_closed();
+    close();
+  }
+
+ private:
+  struct Pending {
+    int error_status = 0;  // 400/413/431: answer this and close
+    std::string error_message;
+    Request request;
+    bool head_request = false;
+  };
+
+  void close() {
+    if (closing_) return;
+    closing_ = true;
+    beast::error_code ec;
+    socket_.shutdown(asio::socket_base::shutdown_both, ec);
+    socket_.close(ec);
+    wake_.cancel();
+    reader_wake_.cancel();
+  }
+
+  asio::awaitable<void> run_reader() {
+    auto self = shared_from_this();
+    beast::error_code ec;
+    while (!closing_) {
+      // Read at most one request ahead of the one being answered.
+      while (!pending_.empty() && !closing_) {
+        reader_wake_.expires_at(asio::steady_timer::time_point::max());
+        co_await reader_wake_.async_wait(redirect_error(use_awaitable, ec));
+      }
+      if (closing_) break;
+      http::request_parser<http::string_body> parser;
+      parser.body_limit(server_->options.max_body_bytes);
+      parser.header_limit(static_cast<uint32_t>(
+          std::min<size_t>(server_->options.max_header_bytes, UINT32_MAX)));
+      co_await http::async_read_header(socket_, buffer_, parser,
+                                       redirect_error(use_awaitable, ec));
+      if (!ec && parser.get()[http::field::expect] == "100-continue" && !parser.is_done()) {
+        // curl waits for this before sending a body; say go ahead.
+        static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+        co_await asio::async_write(socket_, asio::buffer(kContinue.data(), kContinue.size()),
+                                   redirect_error(use_awaitable, ec));
+      }
+      if (!ec && !parser.is_done()) {
+        co_await http::async_read(socket_, buffer_, parser, redirect_error(use_awaitable, ec));
+      }
+      if (ec) {
+        Pending p;
+        if (ec == http::error::body_limit) {
+          p.error_status = 413;
+          p.error_message = fmt::format("request body exceeds the limit of {} bytes",
+                                        server_->options.max_body_bytes);
+        } else if (ec == http::error::header_limit) {
+          p.error_status = 431;
+          p.error_message = fmt::format("request header exceeds the limit of {} bytes",
+                                        server_->options.max_header_bytes);
+        } else if (&ec.category() == &http::make_error_code(http::error::bad_method).category() &&
+                   ec != http::error::end_of_stream && ec != http::error::partial_message) {
+          p.error_status = 400;
+          p.error_message = "malformed HTTP request: " + ec.message();
+        }
+        if (p.error_status != 0 && !closing_) {
+          pending_.push_back(std::move(p));
+          wake_.cancel();
+        } else {
+          peer_gone();
+        }
+        break;
+      }
+      auto& msg = parser.get();
+      Pending p;
+      p.request.method = std::string(msg.method_string());
+      p.request.target = std::string(msg.target());
+      p.request.keep_alive = msg.keep_alive();
+      p.request.remote = remote_;
+      p.head_request = msg.method() == http::verb::head;
+      Status st = parse_target(p.request.target, &p.request.path, &p.request.query);
+      if (!st.ok()) {
+        p.error_status = 400;
+        p.error_message = "malformed request target: " + st.message();
+        pending_.push_back(std::move(p));
+        wake_.cancel();
+        break;
+      }
+      p.request.headers = to_headers(msg);
+      p.request.body = std::move(msg.body());
+      pending_.push_back(std::move(p));
+      wake_.cancel();
+    }
+  }
+
+  void peer_gone() {
+    if (current_) current_->mark_closed();
+    close();
+  }
+
+  asio::awaitable<void> run_writer() {
+    auto self = shared_from_this();
+    beast::error_code ec;
+    while (true) {
+      // Idle: wait for the next request, at most idle_timeout.
+      bool timed_out = false;
+      while (pending_.empty() && !closing_ && !timed_out) {
+        wake_.expires_after(server_->options.idle_timeout);
+        co_await wake_.async_wait(redirect_error(use_awaitable, ec));
+        if (!ec && pending_.empty()) timed_out = true;
+      }
+      if (timed_out || closing_ || server_->stopping) break;
+      Pending p = std::move(pending_.front());
+      pending_.pop_front();
+      reader_wake_.cancel();
+
+      if (p.error_status != 0) {
+        Response r = error_response(p.error_status, p.error_message, "invalid_request_error");
+        std::string bytes = serialize_head(r.status, r.headers, false, r.body.size(), false);
+        bytes += r.body;
+        co_await asio::async_write(socket_, asio::buffer(bytes), redirect_error(use_awaitable, ec));
+        if (!ec) co_await linger();
+        break;
+      }
+
+      bool keep_alive = p.request.keep_alive && !server_->stopping && !stopping_;
+      auto exchange = std::make_shared<Exchange>(weak_from_this(), server_->liveness, keep_alive,
+                                                 p.head_request,
+                                                 server_->options.max_buffered_bytes);
+      current_ = exchange;
+      server_->requests++;
+      server_->in_flight++;
+      {
+        auto responder = std::make_shared<ConnectionResponder>(exchange);
+        server_->dispatch(std::move(p.request), std::move(responder));
+      }
+      bool ok = co_await pump(*exchange);
+      if (ok) exchange->completed(); else exchange->mark_closed();
+      current_.reset();
+      if (--server_->in_flight == 0) {
+        std::lock_guard lock(server_->mu);
+        server_->cv.notify_all();
+      }
+      if (!ok || !keep_alive || stopping_ || server_->stopping) break;
+    }
+    close();
+  }
+
+  // After an error answer to a request we did not read completely: stop sending, then read and
+  // discard what the client still sends (bounded in bytes and time) so that closing does not
+  // reset the connection before the client has read the answer.
+  asio::awaitable<void> linger() {
+    beast::error_code ec;
+    socket_.shutdown(asio::socket_base::shutdown_send, ec);
+    wake_.expires_after(std::min<std::chrono::milliseconds>(server_->options.idle_timeout,
+                                                            std::chrono::seconds(2)));
+    wake_.async_wait([self = shared_from_this()](const beast::error_code& e) {
+      if (e) return;
+      beast::error_code ignored;
+      self->socket_.cancel(ignored);
+    });
+    char discard[16 * 1024];
+    size_t total = buffer_.size();
+    while (total < 1024 * 1024) {
+      size_t n = co_await socket_.async_read_some(asio::buffer(discard),
+                                                  redirect_error(use_awaitable, ec));
+      if (ec) break;
+      total += n;
+    }
+    wake_.cancel();
+  }
+
+  // Writes the exchange's bytes as they are queued. True when the response completed.
+  asio::awaitable<bool> pump(Exchange& exchange) {
+    beast::error_code ec;
+    Exchange::Output out;
+    std::vector<asio::const_buffer> buffers;
+    while (true) {
+      exchange.take(&out);
+      if (!out.pieces.empty()) {
+        buffers.clear();
+        size_t total = 0;
+        for (const auto& s : out.pieces) {
+          buffers.emplace_back(s.data(), s.size());
+          total += s.size();
+        }
+        co_await asio::async_write(socket_, buffers, redirect_error(use_awaitable, ec));
+        if (ec) co_return false;
+        exchange.consumed(total);
+        out.pieces.clear();
+        continue;  // more may have been queued meanwhile
+      }
+      if (out.aborted || closing_) co_return false;
+      if (out.done) co_return true;
+      wake_.expires_at(asio::steady_timer::time_point::max());
+      co_await wake_.async_wait(redirect_error(use_awaitable, ec));
+    }
+  }
+
+  Server::Impl* server_;
+  Socket socket_;
+  Strand strand_;
+  asio::steady_timer wake_;         // the writer waits on it; cancel() wakes it
+  asio::steady_timer reader_wake_;  // the reader waits on it while a request is pending
+  beast::flat_buffer buffer_;
+  std::string remote_;
+  // All below: only touched on strand_.
+  std::deque<Pending> pending_;
+  std::shared_ptr<Exchange> current_;
+  bool closing_ = false;
+  bool stopping_ = false;
+};
+
+std::optional<Strand> Exchange::strand() const {
+  std::lock_guard lock(mu_);
+  auto conn = conn_.lock();
+  if (!conn) return std::nullopt;
+  return conn->strand();
+}
+
+void Exchange::notify_locked() {
+  if (notify_posted_) return;
+  auto conn = conn_.lock();
+  if (!conn) return;
+  if (conn->strand().running_in_this_thread()) {
+    conn->wake();
+    return;
+  }
+  std::lock_guard lock(liveness_->mu);
+  if (!liveness_->alive) return;
+  notify_posted_ = true;
+  asio::post(conn->strand(), [w = conn_]() {
+    if (auto c = w.lock()) c->wake();
+  });
+}
+
+asio::awaitable<void> accept_loop(Server::Impl* server) {
+  beast::error_code ec;
+  while (true) {
+    Connection::Socket socket(asio::make_strand(server->ioc));
+    co_await server->acceptor->async_accept(socket, redirect_error(use_awaitable, ec));
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !server->acceptor->is_open()) co_return;
+      spdlog::warn("http: accept failed: {}", ec.message());
+      continue;
+    }
+    server->accepted++;
+    server->open++;
+    auto conn = std::make_shared<Connection>(server, std::move(socket));
+    {
+      std::lock_guard lock(server->mu);
+      std::erase_if(server->connections, [](const auto& w) { return w.expired(); });
+      server->connections.push_back(conn);
+    }
+    conn->start();
+  }
+}
+
+}  // namespace
+
+asio::io_context& io_context_of(Server& server) { return server.impl().ioc; }
+
+bool is_hop_by_hop(std::string_view name) {
+  static constexpr std::string_view kHop[] = {"Connection", "Keep-Alive", "Transfer-Encoding",
+                                              "TE", "Trailer", "Upgrade", "Proxy-Connection"};
+  for (auto h : kHop) {
+    if (iequals(name, h)) return true;
+  }
+  return name.size() >= 6 && iequals(name.substr(0, 6), "Proxy-");
+}
+
+}  // namespace internal
+
+// ---------------------------------------------------------------------------------------------
+
+Server::Server(ServerOptions options) : impl_(std::make_shared<Impl>(std::move(options))) {}
+
+Server::~Server() {
+  stop();
+  drain(std::chrono::milliseconds(0));
+}
+
+void Server::route(std::string method, std::string path, Handler handler) {
+  impl_->routes[{std::move(method), std::move(path)}] = std::move(handler);
+}
+
+void Server::set_fallback(Handler handler) { impl_->fallback = std::move(handler); }
+
+StatusOr<uint16_t> Server::listen() {
+  namespace asio = internal::asio;
+  using internal::tcp;
+  std::lock_guard lock(impl_->mu);
+  if (impl_->listening || impl_->joined) {
+    return failed_precondition_error("http: Server::listen called twice");
+  }
+  const auto& o = impl_->options;
+  boost::system::error_code ec;
+  auto address = asio::ip::make_address(o.host, ec);
+  if (ec) {
+    return invalid_argument_error(fmt::format("http: bad listen address '{}': {}", o.host,
+                                              ec.message()));
+  }
+  tcp::endpoint endpoint(address, o.port);
+  impl_->acceptor_strand.emplace(asio::make_strand(impl_->ioc));
+  impl_->acceptor.emplace(*impl_->acceptor_strand);
+  auto& acc = *impl_->acceptor;
+  acc.open(endpoint.protocol(), ec);
+  if (!ec) acc.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acc.bind(endpoint, ec);
+  if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    impl_->acceptor.reset();
+    return unavailable_error(fmt::format("http: cannot listen on {}:{}: {}", o.host, o.port,
+                                         ec.message()));
+  }
+  impl_->port = acc.local_endpoint(ec).port();
+  impl_->listening = true;
+  impl_->work.emplace(impl_->ioc.get_executor());
+  asio::co_spawn(*impl_->acceptor_strand, internal::accept_loop(impl_.get()), asio::detached);
+  int n = std::max(1, o.threads);
+  for (int i = 0; i < n; ++i) {
+    impl_->threads.emplace_back([impl = impl_.get()] { impl->ioc.run(); });
+  }
+  spdlog::debug("http: listening on {}:{}", o.host, impl_->port.load());
+  return impl_->port.load();
+}
+
+uint16_t Server::port() const { return impl_->port; }
+
+// The live connections. Taken under mu, used without it: dropping the last reference runs
+// ~Connection, which locks mu itself.
+static std::vector<std::shared_ptr<internal::Connection>> live_connections(Server::Impl& impl) {
+  std::vector<std::shared_ptr<internal::Connection>> out;
+  std::lock_guard lock(impl.mu);
+  for (auto& w : impl.connections) {
+    if (auto c = w.lock()) out.push_back(std::move(c));
+  }
+  return out;
+}
+
+void Server::stop() {
+  if (impl_->stopping.exchange(true)) return;
+  {
+    std::lock_guard lock(impl_->mu);
+    if (!impl_->listening) return;
+    internal::asio::post(*impl_->acceptor_strand, [impl = impl_.get()] {
+      boost::system::error_code ec;
+      impl->acceptor->close(ec);
+    });
+  }
+  for (auto& c : live_connections(*impl_)) {
+    internal::asio::post(c->strand(), [c] { c->on_server_stop(); });
+  }
+}
+
+bool Server::drain(std::chrono::milliseconds timeout) {
+  stop();
+  std::unique_lock lock(impl_->mu);
+  if (!impl_->listening || impl_->joined) return impl_->in_flight == 0;
+  bool all_done = impl_->cv.wait_for(lock, timeout, [&] { return impl_->in_flight == 0; });
+  lock.unlock();
+  for (auto& c : live_connections(*impl_)) {
+    internal::asio::post(c->strand(), [c] { c->force_close(); });
+  }
+  lock.lock();
+  // Closing is quick; the wait only guards against a stuck io thread.
+  impl_->cv.wait_for(lock, std::chrono::seconds(2), [&] { return impl_->open == 0; });
+  impl_->joined = true;
+  lock.unlock();
+  impl_->shut_down_io();
+  return all_done;
+}
+
+void Server::post(std::function<void()> fn) {
+  std::lock_guard lock(impl_->liveness->mu);
+  if (!impl_->liveness->alive) return;
+  internal::asio::post(impl_->ioc, std::move(fn));
+}
+
+TimerHandle Server::run_after(std::chrono::milliseconds delay, std::function<void()> fn) {
+  auto state = std::make_shared<TimerHandle::State>();
+  state->fn = std::move(fn);
+  std::lock_guard lock(impl_->liveness->mu);
+  if (!impl_->liveness->alive) return TimerHandle(state);
+  auto timer = std::make_shared<internal::asio::steady_timer>(impl_->ioc, delay);
+  timer->async_wait([timer, state](const boost::system::error_code& ec) {
+    std::function<void()> fn;
+    {
+      std::lock_guard lock(state->mu);
+      if (state->done) return;
+      state->done = true;
+      fn = std::move(state->fn);
+    }
+    if (!ec && fn) fn();
+  });
+  return TimerHandle(state);
+}
+
+ServerStats Server::stats() const {
+  ServerStats s;
+  s.accepted_connections = impl_->accepted;
+  s.open_connections = impl_->open;
+  s.requests = impl_->requests;
+  s.in_flight = impl_->in_flight;
+  return s;
+}
+
+}  // namespace hangar::http
