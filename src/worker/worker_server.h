@@ -1,0 +1,75 @@
+#pragma once
+// WorkerServer: `hangar run`'s HTTP API over one model (design §7, worker part): /health,
+// /v1/models, /props, /v1/chat/completions, /v1/completions, /completion, /tokenize,
+// /detokenize, /apply-template, /v1/embeddings, /embedding, /infill (501), /metrics.
+//
+// The routes are registered before the model loads, so the port is bound and /health answers
+// 503 {"status":"loading"} while load() runs; every other endpoint answers 503 until ready.
+// Generation goes through a SlotEngine (continuous batching over -np slots); a client that
+// disconnects cancels its task at once. --api-key guards everything but /health.
+//
+// Thread-safety: register_routes() before the server listens; load() once from one thread;
+// handlers run on the server's io threads concurrently; shutdown_engine() after the HTTP server
+// has drained.
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "common/status.h"
+#include "engine/context.h"
+#include "engine/model.h"
+#include "http/server.h"
+#include "worker/chat_template.h"
+#include "worker/slot_engine.h"
+
+namespace hangar::worker {
+
+struct WorkerOptions {
+  std::string model_path;
+  std::string alias;   // the model's id in /v1/models; default: the file name
+  int n_ctx = 4096;    // total KV positions shared by the slots (llama-server's -c)
+  int n_parallel = 1;  // slots
+  int n_threads = 1;
+  std::string api_key;        // empty: no auth
+  std::string chat_template;  // a name overriding the model's template; empty: detect
+};
+
+class WorkerServer {
+ public:
+  explicit WorkerServer(WorkerOptions options);
+  ~WorkerServer();
+
+  void register_routes(http::Server& server);
+  // Loads the model, makes the context and the slot engine, then serves. `progress` gets
+  // values in [0, 1].
+  Status load(const std::function<void(float)>& progress);
+  bool ready() const { return ready_.load(); }
+  // {"id","path","n_ctx","n_parallel","chat_template"} and {"CPU": bytes} for the ready event.
+  nlohmann::json model_info() const;
+  static nlohmann::json memory_info();
+  // Requests in flight or queued.
+  int busy() const;
+  void shutdown_engine();
+
+  std::string model_id() const;
+
+ private:
+  struct Generation;
+  void handle_generate(http::Request req, std::shared_ptr<http::Responder> res, int kind);
+  void handle_embeddings(http::Request req, std::shared_ptr<http::Responder> res, bool native);
+  ChatTemplateContext template_context() const;
+
+  WorkerOptions options_;
+  int64_t created_ = 0;
+  std::atomic<bool> ready_{false};
+  // Set once by load() before ready_ turns true; read-only afterwards.
+  std::unique_ptr<engine::Model> model_;
+  std::unique_ptr<engine::Context> context_;
+  std::unique_ptr<SlotEngine> engine_;
+  std::unique_ptr<ChatTemplate> template_;
+};
+
+}  // namespace hangar::worker

@@ -1,0 +1,178 @@
+// SlotEngine on a fixture model: continuous batching puts a new prompt into the same forward
+// batch as another slot's decode step, without changing either answer; a cancelled task frees
+// its slot; requests beyond the slots wait their turn.
+#include "worker/slot_engine.h"
+
+#include <gtest/gtest.h>
+
+#include <future>
+
+#include "support/test_support.h"
+
+namespace hangar::worker {
+namespace {
+
+struct Loaded {
+  std::unique_ptr<engine::Model> model;
+  std::unique_ptr<engine::Context> context;
+};
+
+Loaded load(const std::string& fixtures, int n_slots) {
+  Loaded l;
+  auto m = engine::Model::load(fixtures + "/models/llama-spm-q4_0.gguf");
+  EXPECT_TRUE(m.ok()) << m.status().to_string();
+  if (!m.ok()) return l;
+  l.model = std::move(*m);
+  engine::ContextParams p;
+  p.n_ctx = 128 * n_slots;
+  p.n_seq_max = n_slots;
+  p.n_threads = 1;
+  auto c = engine::Context::create(*l.model, p);
+  EXPECT_TRUE(c.ok()) << c.status().to_string();
+  if (c.ok()) l.context = std::move(*c);
+  return l;
+}
+
+struct Outcome {
+  std::vector<engine::TokenId> tokens;
+  TaskResult result;
+};
+
+// A greedy task of `n` tokens whose outcome arrives through the returned future.
+std::shared_ptr<Task> greedy_task(std::vector<engine::TokenId> prompt, int n,
+                                  std::shared_ptr<Outcome> out, std::promise<void>* done) {
+  auto t = std::make_shared<Task>();
+  t->prompt = std::move(prompt);
+  t->sampling.temperature = 0.0f;
+  t->sampling.max_tokens = n;
+  t->on_token = [out](engine::TokenId id, std::string_view) {
+    out->tokens.push_back(id);
+    return true;
+  };
+  t->on_done = [out, done](const TaskResult& r) {
+    out->result = r;
+    done->set_value();
+  };
+  return t;
+}
+
+constexpr auto kHang = std::chrono::seconds(120);  // a hang detector, not a speed limit
+
+TEST(SlotEngineTest, NewPromptJoinsTheRunningBatchWithoutChangingAnswers) {
+  HANGAR_REQUIRE_FIXTURES();
+  const std::vector<engine::TokenId> prompt_a = {1, 450, 4996, 17354, 1701};
+  const std::vector<engine::TokenId> prompt_b = {1, 3118, 2501, 263, 931, 727, 471};
+
+  // Alone, one after the other.
+  std::vector<engine::TokenId> alone_a, alone_b;
+  {
+    Loaded l = load(fixtures, 2);
+    ASSERT_TRUE(l.context);
+    SlotEngine eng(*l.model, *l.context, 2);
+    for (auto* p : {&prompt_a, &prompt_b}) {
+      auto out = std::make_shared<Outcome>();
+      std::promise<void> done;
+      ASSERT_TRUE(eng.submit(greedy_task(*p, 12, out, &done)).ok());
+      ASSERT_EQ(done.get_future().wait_for(kHang), std::future_status::ready);
+      ASSERT_TRUE(out->result.status.ok()) << out->result.status.to_string();
+      (p == &prompt_a ? alone_a : alone_b) = out->tokens;
+    }
+    EXPECT_EQ(eng.stats().max_batch_rows, prompt_b.size());  // never more than one prompt
+  }
+
+  // Together: B is submitted from A's first token, so B's prompt is read while A decodes.
+  Loaded l = load(fixtures, 2);
+  ASSERT_TRUE(l.context);
+  SlotEngine eng(*l.model, *l.context, 2);
+  auto out_a = std::make_shared<Outcome>();
+  auto out_b = std::make_shared<Outcome>();
+  std::promise<void> done_a, done_b;
+  auto task_b = greedy_task(prompt_b, 12, out_b, &done_b);
+  auto task_a = greedy_task(prompt_a, 12, out_a, &done_a);
+  Status submit_b;
+  task_a->on_token = [&, out_a](engine::TokenId id, std::string_view) {
+    if (out_a->tokens.empty()) submit_b = eng.submit(task_b);
+    out_a->tokens.push_back(id);
+    return true;
+  };
+  ASSERT_TRUE(eng.submit(task_a).ok());
+  ASSERT_EQ(done_a.get_future().wait_for(kHang), std::future_status::ready);
+  ASSERT_TRUE(submit_b.ok()) << submit_b.to_string();
+  ASSERT_EQ(done_b.get_future().wait_for(kHang), std::future_status::ready);
+  EXPECT_EQ(out_a->tokens, alone_a);
+  EXPECT_EQ(out_b->tokens, alone_b);
+  // A's decode row and B's whole prompt went through one forward batch.
+  EXPECT_GE(eng.stats().max_batch_rows, prompt_b.size() + 1);
+  EXPECT_EQ(out_a->result.prompt_tokens, static_cast<int64_t>(prompt_a.size()));
+  EXPECT_LE(out_b->result.completion_tokens, 12);
+}
+
+TEST(SlotEngineTest, CancelledTaskLeavesItsSlotAndTheNextRuns) {
+  HANGAR_REQUIRE_FIXTURES();
+  Loaded l = load(fixtures, 1);
+  ASSERT_TRUE(l.context);
+  SlotEngine eng(*l.model, *l.context, 1);
+  auto first = std::make_shared<Task>();
+  first->prompt = {1, 450, 4996};
+  first->sampling.temperature = 0.0f;
+  first->sampling.max_tokens = 100;
+  int seen = 0;
+  Task* raw = first.get();
+  first->on_token = [&, raw](engine::TokenId, std::string_view) {
+    if (++seen == 3) raw->cancelled.store(true);  // the client went away
+    return true;
+  };
+  std::promise<TaskResult> first_done;
+  first->on_done = [&](const TaskResult& r) { first_done.set_value(r); };
+
+  auto out = std::make_shared<Outcome>();
+  std::promise<void> second_done;
+  ASSERT_TRUE(eng.submit(first).ok());
+  ASSERT_TRUE(eng.submit(greedy_task({1, 3118}, 2, out, &second_done)).ok());
+  auto f = first_done.get_future();
+  ASSERT_EQ(f.wait_for(kHang), std::future_status::ready);
+  TaskResult r = f.get();
+  EXPECT_EQ(r.status.code(), StatusCode::kCancelled);
+  EXPECT_EQ(r.completion_tokens, 3);
+  ASSERT_EQ(second_done.get_future().wait_for(kHang), std::future_status::ready);
+  EXPECT_TRUE(out->result.status.ok());
+}
+
+TEST(SlotEngineTest, PromptLongerThanASlotIsRejected) {
+  HANGAR_REQUIRE_FIXTURES();
+  Loaded l = load(fixtures, 2);
+  ASSERT_TRUE(l.context);
+  SlotEngine eng(*l.model, *l.context, 2);
+  auto t = std::make_shared<Task>();
+  t->prompt.assign(200, 100);
+  Status s = eng.submit(t);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("200 tokens"), std::string::npos) << s.message();
+  t->prompt = {1, 99999999};
+  EXPECT_FALSE(eng.submit(t).ok());
+}
+
+TEST(SlotEngineTest, EmbeddingIsUnitLength) {
+  HANGAR_REQUIRE_FIXTURES();
+  Loaded l = load(fixtures, 1);
+  ASSERT_TRUE(l.context);
+  SlotEngine eng(*l.model, *l.context, 1);
+  auto t = std::make_shared<Task>();
+  t->prompt = {1, 450, 4996, 17354};
+  t->embedding = true;
+  std::promise<TaskResult> done;
+  t->on_done = [&](const TaskResult& r) { done.set_value(r); };
+  ASSERT_TRUE(eng.submit(t).ok());
+  auto f = done.get_future();
+  ASSERT_EQ(f.wait_for(kHang), std::future_status::ready);
+  TaskResult r = f.get();
+  ASSERT_TRUE(r.status.ok()) << r.status.to_string();
+  ASSERT_EQ(r.embedding.size(), static_cast<size_t>(l.model->hparams().n_embd));
+  double norm = 0;
+  for (float v : r.embedding) norm += double(v) * v;
+  EXPECT_NEAR(norm, 1.0, 1e-4);
+}
+
+}  // namespace
+}  // namespace hangar::worker
