@@ -34,7 +34,13 @@ int main(int argc, char** argv) {
   app.add_option("--log-format", log_format, "text or json")->capture_default_str();
 
   hangar::cli::Commands commands;
-  // hangar::cli::register_inspect(app, commands);
+  hangar::cli::register_inspect(app, commands);
+  hangar::cli::register_make_model(app, commands);
+  hangar::cli::register_tokenize(app, commands);
+  hangar::cli::register_serve(app, commands);
+  hangar::cli::register_list(app, commands);
+  hangar::cli::register_generate(app, commands);
+  hangar::cli::register_bench(app, commands);
   // Further subcommands register here as they land (see command.h).
 
   for (auto& c : commands) {

@@ -1,0 +1,532 @@
+#include "router/router.h"
+
+#include <limits.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include <fmt/ranges.h>
+#include <spdlog/spdlog.h>
+
+#include "http/client.h"
+#include "router/router_impl.h"
+
+namespace hangar::router {
+namespace {
+
+using json = nlohmann::json;
+
+std::string self_exe() {
+  char buf[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  if (n <= 0) return "hangar";
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+// A free TCP port on 127.0.0.1 for a --backend program (the kernel picks; we release it just
+// before the program binds it).
+StatusOr<uint16_t> pick_free_port() {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return internal_error("socket() failed picking a backend port");
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof(addr);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    close(fd);
+    return internal_error("bind() failed picking a backend port");
+  }
+  uint16_t port = ntohs(addr.sin_port);
+  close(fd);
+  return port;
+}
+
+std::vector<std::string> split_words(const std::string& s) {
+  std::vector<std::string> out;
+  std::istringstream in(s);
+  std::string w;
+  while (in >> w) out.push_back(w);
+  return out;
+}
+
+}  // namespace
+
+Router::Impl::Impl(RouterOptions o)
+    : options(std::move(o)),
+      scheduler(SchedulerOptions{options.models_max, options.queue_max, options.queue_timeout},
+                this) {
+  worker_bin = options.worker_bin.empty() ? self_exe() : options.worker_bin;
+  created_unix = std::chrono::duration_cast<std::chrono::seconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count();
+}
+
+std::shared_ptr<const Registry> Router::Impl::registry() const {
+  std::lock_guard lock(registry_mu_);
+  return registry_;
+}
+
+std::chrono::milliseconds Router::Impl::stop_timeout_of(const ModelConfig& m) const {
+  if (options.stop_timeout) return *options.stop_timeout;
+  return std::chrono::seconds(m.stop_timeout_s);
+}
+
+std::vector<std::string> Router::Impl::worker_argv(const ModelConfig& m, uint16_t port) const {
+  if (options.backend.empty()) {
+    std::vector<std::string> argv = {worker_bin, "run", "-m", m.path, "--control-fd",
+                                     std::to_string(WorkerProcess::kControlFd), "--alias", m.id};
+    if (!m.mmproj.empty()) {
+      argv.push_back("--mmproj");
+      argv.push_back(m.mmproj);
+    }
+    argv.insert(argv.end(), m.worker_args.begin(), m.worker_args.end());
+    return argv;
+  }
+  std::vector<std::string> argv;
+  for (const std::string& word : split_words(options.backend)) {
+    if (word == "{args}") {
+      argv.insert(argv.end(), m.worker_args.begin(), m.worker_args.end());
+      continue;
+    }
+    std::string w = word;
+    for (auto [key, value] : {std::pair<std::string, std::string>{"{model}", m.path},
+                              {"{port}", std::to_string(port)}}) {
+      for (size_t p = w.find(key); p != std::string::npos; p = w.find(key, p + value.size())) {
+        w.replace(p, key.size(), value);
+      }
+    }
+    argv.push_back(w);
+  }
+  return argv;
+}
+
+// --- SchedulerHooks -------------------------------------------------------------------------
+
+void Router::Impl::spawn(const std::string& id) {
+  loads_total.fetch_add(1);
+  loop->post([this, id] { do_spawn(id); });
+}
+
+void Router::Impl::stop(const std::string& id) {
+  loop->post([this, id] { do_stop(id); });
+}
+
+void Router::Impl::state_changed(const std::string& id, ModelState state) {
+  spdlog::info("router: model '{}' is {}", id, model_state_name(state));
+  json data = {{"status", model_state_name(state)}};
+  if (state == ModelState::kUnloaded) {
+    if (auto s = scheduler.status(id); s && s->failed) {
+      data["failed"] = true;
+      data["exit_code"] = s->exit_code;
+    }
+  }
+  const std::string payload = data.dump();
+  publish(id, "model_status", payload);
+  publish(id, "status_change", payload);
+}
+
+void Router::Impl::deadline_changed() {
+  if (loop) loop->wake();
+}
+
+// --- Control thread -------------------------------------------------------------------------
+
+void Router::Impl::do_spawn(const std::string& id) {
+  auto reg = registry();
+  const ModelConfig* m = reg ? reg->resolve(id) : nullptr;
+  if (m == nullptr || m->id != id) {
+    scheduler.on_exit(id, -1, true, "model '" + id + "' is no longer in the registry");
+    return;
+  }
+  if (m->path.empty()) {
+    scheduler.on_exit(id, -1, true,
+                      "model '" + id + "' has no local file (hf-repo/model-url downloads are "
+                      "not supported yet); set `model = PATH` in the preset");
+    return;
+  }
+  auto w = std::make_shared<Worker>();
+  w->config = *m;
+  w->backend = !options.backend.empty();
+  uint16_t port = 0;
+  if (w->backend) {
+    auto p = pick_free_port();
+    if (!p.ok()) {
+      scheduler.on_exit(id, -1, true, p.status().message());
+      return;
+    }
+    port = *p;
+  }
+  w->argv = worker_argv(*m, port);
+  w->port = port;
+  w->last_health_change = std::chrono::steady_clock::now();
+  {
+    std::lock_guard lock(workers_mu_);
+    workers_[id] = w;
+  }
+  std::weak_ptr<Worker> weak = w;
+  WorkerCallbacks cb;
+  const std::string name = id;
+  Worker* raw = w.get();
+  cb.on_control = [this, weak](const std::string& line) {
+    if (auto s = weak.lock()) on_control(s, line);
+  };
+  cb.on_log = [name](const std::string& line) { spdlog::info("[{}] {}", name, line); };
+  // on_exit runs on the monitor thread, which the Worker's destructor joins: the Worker is alive.
+  cb.on_exit = [this, raw](const WorkerExit& exit) {
+    std::shared_ptr<Worker> s;
+    {
+      std::lock_guard lock(workers_mu_);
+      for (auto& [k, v] : workers_) {
+        if (v.get() == raw) s = v;
+      }
+    }
+    if (s) on_exit(s, exit);
+    // Last touch of the Impl from this thread.
+    std::lock_guard lock(monitors_mu_);
+    --monitors_;
+    monitors_cv_.notify_all();
+  };
+  {
+    std::lock_guard lock(monitors_mu_);
+    ++monitors_;
+  }
+  spdlog::info("router: starting '{}': {}", id, fmt::join(w->argv, " "));
+  auto proc = WorkerProcess::spawn(w->argv, !w->backend, id, std::move(cb));
+  if (!proc.ok()) {
+    {
+      std::lock_guard lock(monitors_mu_);
+      --monitors_;
+    }
+    {
+      std::lock_guard lock(workers_mu_);
+      if (workers_[id] == w) workers_.erase(id);
+    }
+    scheduler.on_exit(id, -1, true, proc.status().message());
+    return;
+  }
+  {
+    std::lock_guard lock(workers_mu_);
+    w->process = std::move(proc).value();
+  }
+  loop->post_at(std::chrono::steady_clock::now() + options.load_timeout,
+                [this, weak] { check_stall(weak); });
+  if (w->backend) {
+    loop->post_at(std::chrono::steady_clock::now() + std::chrono::milliseconds(50),
+                  [this, weak] { poll_health(weak); });
+  }
+}
+
+void Router::Impl::do_stop(const std::string& id) {
+  std::shared_ptr<Worker> w;
+  {
+    std::lock_guard lock(workers_mu_);
+    auto it = workers_.find(id);
+    if (it == workers_.end()) return;
+    w = it->second;
+    w->stop_requested = true;
+    if (!w->process || w->exited) return;
+  }
+  spdlog::info("router: stopping '{}' (SIGTERM; SIGKILL after {} ms)", id,
+               stop_timeout_of(w->config).count());
+  w->process->terminate();
+  std::weak_ptr<Worker> weak = w;
+  loop->post_at(std::chrono::steady_clock::now() + stop_timeout_of(w->config), [weak, id] {
+    auto s = weak.lock();
+    if (!s || !s->process || s->process->exited()) return;
+    spdlog::warn("router: '{}' did not exit after SIGTERM; sending SIGKILL", id);
+    s->process->kill();
+  });
+}
+
+void Router::Impl::check_stall(std::weak_ptr<Worker> weak) {
+  auto w = weak.lock();
+  if (!w) return;
+  std::chrono::steady_clock::time_point last;
+  {
+    std::lock_guard lock(workers_mu_);
+    if (w->ready || w->exited || w->stop_requested || !w->process) return;
+    last = std::max(w->process->last_activity(), w->last_health_change);
+  }
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last >= options.load_timeout) {
+    spdlog::warn("router: '{}' made no progress for {} ms while loading (--load-timeout); killing",
+                 w->config.id, options.load_timeout.count());
+    {
+      std::lock_guard lock(workers_mu_);
+      w->stalled = true;
+    }
+    if (w->process) w->process->kill();
+    return;
+  }
+  loop->post_at(last + options.load_timeout, [this, weak] { check_stall(weak); });
+}
+
+void Router::Impl::poll_health(std::weak_ptr<Worker> weak) {
+  auto w = weak.lock();
+  if (!w) return;
+  uint16_t port;
+  {
+    std::lock_guard lock(workers_mu_);
+    if (w->ready || w->exited || w->stop_requested) return;
+    port = w->port;
+  }
+  auto r = http::fetch("GET", "http://127.0.0.1:" + std::to_string(port) + "/health", {}, {},
+                       std::chrono::milliseconds(500));
+  int status = r.ok() ? r->status : 0;
+  bool ready = status == 200;
+  {
+    std::lock_guard lock(workers_mu_);
+    if (status != w->last_health_status) {
+      w->last_health_status = status;
+      w->last_health_change = std::chrono::steady_clock::now();
+    }
+    if (ready) w->ready = true;
+  }
+  if (ready) {
+    scheduler.on_ready(w->config.id, port);
+    return;
+  }
+  // A fixed poll interval: the backend has no other way to tell us it is ready.
+  loop->post_at(std::chrono::steady_clock::now() + std::chrono::milliseconds(100),
+                [this, weak] { poll_health(weak); });
+}
+
+void Router::Impl::on_control(const std::shared_ptr<Worker>& w, const std::string& line) {
+  json ev;
+  try {
+    ev = json::parse(line);
+  } catch (const json::exception&) {
+    spdlog::warn("[{}] control: not JSON: {}", w->config.id, line);
+    return;
+  }
+  if (!ev.is_object() || !ev.contains("event") || !ev["event"].is_string()) {
+    spdlog::warn("[{}] control: no \"event\" field: {}", w->config.id, line);
+    return;
+  }
+  const std::string kind = ev["event"].get<std::string>();
+  try {
+    if (kind == "listening") {
+      const int port = ev.at("port").get<int>();
+      if (port <= 0 || port > 65535) {
+        spdlog::warn("[{}] control: bad port {}", w->config.id, port);
+        return;
+      }
+      std::lock_guard lock(workers_mu_);
+      w->port = static_cast<uint16_t>(port);
+    } else if (kind == "loading") {
+      double p = ev.value("progress", 0.0);
+      scheduler.on_progress(w->config.id, std::clamp(p, 0.0, 1.0));
+      json data = {{"status", "loading"}, {"progress", {{"value", p}}}};
+      publish(w->config.id, "model_status", data.dump());
+    } else if (kind == "ready") {
+      uint16_t port;
+      {
+        std::lock_guard lock(workers_mu_);
+        if (w->stop_requested || w->exited) return;
+        w->ready = true;
+        if (ev.contains("memory")) w->memory_json = ev["memory"].dump();
+        port = w->port;
+      }
+      if (port == 0) {
+        spdlog::warn("[{}] ready before listening; killing it", w->config.id);
+        if (w->process) w->process->kill();
+        return;
+      }
+      scheduler.on_ready(w->config.id, port);
+    } else if (kind == "error") {
+      std::string msg = ev.value("message", std::string("(no message)"));
+      spdlog::warn("[{}] error: {}", w->config.id, msg);
+      std::lock_guard lock(workers_mu_);
+      w->error_event = msg;
+    }
+  } catch (const json::exception& e) {
+    spdlog::warn("[{}] control: malformed '{}' event: {}", w->config.id, kind, e.what());
+  }
+}
+
+void Router::Impl::on_exit(const std::shared_ptr<Worker>& w, const WorkerExit& exit) {
+  bool failed;
+  std::string error;
+  {
+    std::lock_guard lock(workers_mu_);
+    w->exited = true;
+    failed = !w->stop_requested || w->stalled;
+    if (w->stalled) {
+      error = "no progress for " + std::to_string(options.load_timeout.count() / 1000.0) +
+              " s while loading (--load-timeout): killed";
+    } else {
+      error = "worker " + exit.how;
+    }
+    if (!w->error_event.empty()) error += ": " + w->error_event;
+  }
+  if (failed) {
+    failures_total.fetch_add(1);
+    std::string lines;
+    for (const std::string& l : exit.last_lines) lines += "\n" + l;
+    if (!lines.empty()) error += "\nlast log lines:" + lines;
+    spdlog::warn("router: '{}' {}", w->config.id, error);
+  } else {
+    spdlog::info("router: '{}' {}", w->config.id, exit.how);
+  }
+  drop_upstream(w->config.id);
+  // Destroy the Worker on the control thread: its destructor joins this monitor thread.
+  loop->post([this, w] {
+    std::lock_guard lock(workers_mu_);
+    auto it = workers_.find(w->config.id);
+    if (it != workers_.end() && it->second == w) workers_.erase(it);
+  });
+  workers_cv_.notify_all();
+  scheduler.on_exit(w->config.id, exit.exit_code, failed, error);
+}
+
+// --- Registry ---------------------------------------------------------------------------------
+
+Status Router::Impl::reload_registry() {
+  HANGAR_ASSIGN_OR_RETURN(Registry fresh, Registry::scan(options.sources));
+  auto next = std::make_shared<const Registry>(std::move(fresh));
+  auto old = registry();
+  {
+    std::lock_guard lock(registry_mu_);
+    registry_ = next;
+  }
+  for (const ModelConfig& m : old->models()) {
+    const ModelConfig* now = next->resolve(m.id);
+    if (now == nullptr || now->id != m.id) {
+      scheduler.remove_model(m.id);
+      publish(m.id, "model_remove", "{}");
+    }
+  }
+  for (const ModelConfig& m : next->models()) {
+    const ModelConfig* before = old->resolve(m.id);
+    scheduler.add_model(m.id, m.pin, m.ttl_s);
+    if (before != nullptr && before->id == m.id && !(*before == m)) {
+      (void)scheduler.unload(m.id);  // running with the old config: unload (not running: fine)
+    }
+  }
+  publish("*", "models_reload", "{}");
+  return ok_status();
+}
+
+// --- Router -----------------------------------------------------------------------------------
+
+Router::Router(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+StatusOr<std::unique_ptr<Router>> Router::create(RouterOptions options) {
+  HANGAR_ASSIGN_OR_RETURN(Registry reg, Registry::scan(options.sources));
+  for (const std::string& name : options.preload) {
+    if (reg.resolve(name) == nullptr) {
+      return not_found_error("--preload names model '" + name + "', which is not known");
+    }
+  }
+  auto impl = std::make_unique<Impl>(std::move(options));
+  impl->registry_ = std::make_shared<const Registry>(std::move(reg));
+  for (const ModelConfig& m : impl->registry_->models()) {
+    impl->scheduler.add_model(m.id, m.pin, m.ttl_s);
+  }
+  http::ServerOptions so;
+  so.host = impl->options.host;
+  so.port = impl->options.port;
+  so.threads = std::max(1, impl->options.http_threads);
+  impl->server = std::make_unique<http::Server>(so);
+  Impl* raw = impl.get();
+  impl->loop = std::make_unique<TaskLoop>([raw] { return raw->scheduler.next_deadline(); },
+                                          [raw](TaskLoop::Clock::time_point now) {
+                                            raw->scheduler.tick(now);
+                                          });
+  impl->install_routes();
+  return std::unique_ptr<Router>(new Router(std::move(impl)));
+}
+
+StatusOr<uint16_t> Router::start() {
+  HANGAR_ASSIGN_OR_RETURN(uint16_t port, impl_->server->listen());
+  spdlog::info("router: listening on http://{}:{} ({} models)", impl_->options.host, port,
+               impl_->registry()->models().size());
+  auto reg = impl_->registry();
+  for (const ModelConfig& m : reg->models()) {
+    // --no-models-autoload wins over load-on-startup, as in llama.cpp.
+    if (m.load_on_startup && impl_->options.models_autoload) (void)impl_->scheduler.load(m.id);
+  }
+  for (const std::string& name : impl_->options.preload) {
+    if (const ModelConfig* m = reg->resolve(name)) (void)impl_->scheduler.load(m->id);
+  }
+  return port;
+}
+
+uint16_t Router::port() const { return impl_->server->port(); }
+
+std::vector<ModelStatus> Router::model_status() const { return impl_->scheduler.status(); }
+
+void Router::shutdown(std::chrono::milliseconds grace) {
+  if (impl_->shut_down) return;
+  impl_->shut_down = true;
+  impl_->server->stop();
+  // Unload everything: running workers get SIGTERM now (in-flight proxied requests still
+  // finish: the worker drains them), SIGKILL after their stop-timeout.
+  std::chrono::milliseconds longest{0};
+  std::vector<std::shared_ptr<Worker>> workers;
+  {
+    std::lock_guard lock(impl_->workers_mu_);
+    for (auto& [id, w] : impl_->workers_) {
+      workers.push_back(w);
+      w->stop_requested = true;
+      longest = std::max(longest, impl_->stop_timeout_of(w->config));
+    }
+  }
+  for (auto& w : workers) {
+    if (w->process) w->process->terminate();
+  }
+  {
+    std::unique_lock lock(impl_->workers_mu_);
+    impl_->workers_cv_.wait_for(lock, longest, [&] {
+      for (auto& w : workers) {
+        if (!w->exited) return false;
+      }
+      return true;
+    });
+  }
+  for (auto& w : workers) {
+    if (w->process) w->process->kill();
+  }
+  {
+    // /models/sse streams never end on their own: end them so drain() waits only for requests.
+    std::lock_guard lock(impl_->sse_mu_);
+    for (auto& s : impl_->subscribers_) s->finish();
+    impl_->subscribers_.clear();
+  }
+  impl_->server->drain(grace);
+  // Stopping the control thread also SIGKILLs any worker it spawned meanwhile (PDEATHSIG is
+  // tied to the thread that forked).
+  impl_->loop->stop();
+  {
+    std::unique_lock lock(impl_->monitors_mu_);
+    if (!impl_->monitors_cv_.wait_for(lock, std::chrono::seconds(30),
+                                      [&] { return impl_->monitors_ == 0; })) {
+      spdlog::error("router: {} worker monitors still running at shutdown", impl_->monitors_);
+    }
+  }
+  {
+    std::lock_guard lock(impl_->sse_mu_);
+    impl_->subscribers_.clear();
+  }
+  {
+    std::lock_guard lock(impl_->upstream_mu_);
+    impl_->upstreams_.clear();
+  }
+  // Destroying the workers joins their monitor threads (each exits once its process is gone).
+  workers.clear();
+  std::map<std::string, std::shared_ptr<Worker>> left;
+  {
+    std::lock_guard lock(impl_->workers_mu_);
+    left.swap(impl_->workers_);
+  }
+  left.clear();
+}
+
+Router::~Router() { shutdown(std::chrono::seconds(5)); }
+
+}  // namespace hangar::router

@@ -1,0 +1,72 @@
+#pragma once
+// Router: `hangar serve` (design §1, §3, §6, §7; issue 5). It owns the registry (which models
+// exist), the scheduler (which run), one worker process per running model (supervised through
+// WorkerProcess), the HTTP server with llama.cpp's router API, and the streaming proxy to the
+// workers. The router never computes tokens.
+//
+// Threads: the http::Server's io threads run handlers and the proxy (no blocking there); one
+// control thread (TaskLoop) spawns and signals workers, polls --backend health and fires the
+// scheduler's deadlines; one monitor thread per worker reads its events and output.
+//
+// Thread-safety: create() and start() from one thread; shutdown() and the destructor from that
+// thread too. model_status() and port() from any thread.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "router/registry.h"
+#include "router/scheduler.h"
+
+namespace hangar::router {
+
+struct RouterOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 8080;  // 0 = any free port (tests)
+  int http_threads = 2;
+  RegistrySources sources;
+  int models_max = 4;
+  bool models_autoload = true;
+  std::string api_key;  // "" = no authentication
+  std::chrono::milliseconds queue_timeout{300'000};
+  size_t queue_max = 64;
+  std::chrono::milliseconds load_timeout{300'000};  // no event and no log line for this long
+  std::vector<std::string> preload;                 // ids/aliases loaded at start
+  // "" = hangar workers. Otherwise a llama-server-compatible command line template with
+  // {model}, {port} and {args}, e.g. "llama-server -m {model} --port {port} {args}".
+  std::string backend;
+  std::string worker_bin;  // the `hangar` binary for workers; "" = this executable
+  // Overrides every model's preset stop-timeout when set (tests).
+  std::optional<std::chrono::milliseconds> stop_timeout;
+};
+
+class Router {
+ public:
+  // Reads the registry (start-up errors: preset and name problems) and prepares the server.
+  static StatusOr<std::unique_ptr<Router>> create(RouterOptions options);
+  ~Router();  // shutdown(5 s) when still running
+  Router(const Router&) = delete;
+  Router& operator=(const Router&) = delete;
+
+  // Listens, then loads load-on-startup and --preload models. Returns the bound port.
+  StatusOr<uint16_t> start();
+  uint16_t port() const;
+  // Stops accepting, unloads every model (drain, SIGTERM, SIGKILL after stop-timeout) and
+  // waits up to `grace` for in-flight requests. Idempotent.
+  void shutdown(std::chrono::milliseconds grace);
+
+  std::vector<ModelStatus> model_status() const;
+
+  struct Impl;
+
+ private:
+  explicit Router(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace hangar::router

@@ -1,0 +1,401 @@
+// The router's HTTP API (design §7): llama.cpp's router endpoints, hangar's additions, and the
+// proxied routes. Handlers run on io threads and never block.
+#include <nlohmann/json.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include "common/version.h"
+#include "http/sse.h"
+#include "router/router_impl.h"
+
+namespace hangar::router {
+namespace {
+
+using json = nlohmann::json;
+using http::Request;
+using http::Responder;
+using http::Response;
+
+Response bad_request(const std::string& msg) {
+  return http::error_response(400, msg, "invalid_request_error");
+}
+
+Response unavailable(const std::string& msg) {
+  Response r = http::error_response(503, msg, "unavailable_error");
+  r.headers.set("Retry-After", "5");
+  return r;
+}
+
+// The status a scheduling failure is answered with, for a proxied request.
+Response scheduling_error(const Status& s) {
+  switch (s.code()) {
+    case StatusCode::kNotFound:
+    case StatusCode::kFailedPrecondition:
+    case StatusCode::kInvalidArgument:
+      return bad_request(s.message());
+    default:
+      return unavailable(s.message());
+  }
+}
+
+// Reads the top-level "model" string of a JSON body. nullopt: the body is not a JSON object
+// (*error says why) or has no "model".
+std::optional<std::string> model_of_body(const std::string& body, std::string* error) {
+  try {
+    json j = json::parse(body);
+    if (!j.is_object()) {
+      *error = "request body must be a JSON object";
+      return std::nullopt;
+    }
+    auto it = j.find("model");
+    if (it == j.end()) return std::nullopt;
+    if (!it->is_string()) {
+      *error = "field 'model' must be a string";
+      return std::nullopt;
+    }
+    return it->get<std::string>();
+  } catch (const json::exception& e) {
+    *error = std::string("request body is not valid JSON: ") + e.what();
+    return std::nullopt;
+  }
+}
+
+}  // namespace
+
+bool Router::Impl::authorized(const Request& req) const {
+  if (options.api_key.empty()) return true;
+  if (auto auth = req.headers.get("Authorization")) {
+    std::string_view v = *auth;
+    if (v.size() > 7 && http::iequals(v.substr(0, 7), "Bearer ") &&
+        v.substr(7) == options.api_key) {
+      return true;
+    }
+  }
+  if (auto key = req.headers.get("X-Api-Key"); key && *key == options.api_key) return true;
+  return false;
+}
+
+std::shared_ptr<http::Upstream> Router::Impl::upstream_for(const std::string& id, uint16_t port) {
+  std::lock_guard lock(upstream_mu_);
+  auto it = upstreams_.find(id);
+  if (it != upstreams_.end() && it->second->port() == port) return it->second;
+  auto up = http::Upstream::create(*server, "127.0.0.1", port);
+  upstreams_[id] = up;
+  return up;
+}
+
+void Router::Impl::drop_upstream(const std::string& id) {
+  std::shared_ptr<http::Upstream> up;
+  {
+    std::lock_guard lock(upstream_mu_);
+    auto it = upstreams_.find(id);
+    if (it == upstreams_.end()) return;
+    up = std::move(it->second);
+    upstreams_.erase(it);
+  }
+  up->close_idle();
+}
+
+void Router::Impl::forward_to(const std::string& id, uint16_t port, Request req,
+                              std::shared_ptr<Responder> r) {
+  auto up = upstream_for(id, port);
+  http::forward(std::move(req), std::move(r), std::move(up),
+                [this, id](const http::ForwardResult&) { scheduler.release(id); });
+}
+
+void Router::Impl::proxy(Request req, std::shared_ptr<Responder> r, const std::string& name) {
+  requests_total.fetch_add(1, std::memory_order_relaxed);
+  std::string id;
+  {
+    auto reg = registry();
+    const ModelConfig* m = reg->resolve(name);
+    if (m == nullptr) {
+      r->send(bad_request("model '" + name + "' not found"));
+      return;
+    }
+    id = m->id;
+  }
+  bool autoload = options.models_autoload;
+  if (auto a = req.query_param("autoload")) autoload = (*a == "true" || *a == "1");
+  Lease lease;
+  uint64_t waiter = 0;
+  // Filled before acquire(): the waiter callback may run on another thread at any time after.
+  auto shared_req = std::make_shared<Request>(std::move(req));
+  auto result = scheduler.acquire(
+      id, autoload, &lease,
+      [this, id, shared_req, r](StatusOr<Lease> l) {
+        if (!l.ok()) {
+          r->send(scheduling_error(l.status()));
+          return;
+        }
+        if (r->is_closed()) {
+          scheduler.release(id);
+          return;
+        }
+        forward_to(id, l->port, std::move(*shared_req), r);
+      },
+      &waiter);
+  if (!result.ok()) {
+    r->send(scheduling_error(result.status()));
+    return;
+  }
+  if (*result == Scheduler::Acquired::kGranted) {
+    forward_to(id, lease.port, std::move(*shared_req), std::move(r));
+    return;
+  }
+  r->on_close([this, id, waiter] { scheduler.cancel_waiter(id, waiter); });
+}
+
+void Router::Impl::publish(const std::string& model, const std::string& event,
+                           const std::string& data_json) {
+  const std::string frame = http::sse_data("{\"model\":" + http::json_quote(model) +
+                                           ",\"event\":" + http::json_quote(event) +
+                                           ",\"data\":" + data_json + "}");
+  std::lock_guard lock(sse_mu_);
+  std::erase_if(subscribers_, [&](const std::shared_ptr<Responder>& s) {
+    return s->is_closed() || !s->write(frame);
+  });
+}
+
+std::string Router::Impl::models_json() const {
+  auto reg = registry();
+  std::map<std::string, ModelStatus> status;
+  for (ModelStatus& s : scheduler.status()) status[s.id] = std::move(s);
+  std::map<std::string, std::string> measured;
+  {
+    std::lock_guard lock(workers_mu_);
+    for (const auto& [id, w] : workers_) measured[id] = w->memory_json;
+  }
+  json data = json::array();
+  for (const ModelConfig& m : reg->models()) {
+    const ModelStatus& s = status[m.id];
+    json st = {{"value", model_state_name(s.state)}, {"args", worker_argv(m, 0)}};
+    if (s.state == ModelState::kLoading) st["progress"] = s.progress;
+    if (s.failed) {
+      st["failed"] = true;
+      st["exit_code"] = s.exit_code;
+      st["last_error"] = s.last_error;
+    }
+    json memory = {{"estimate", json::object()}, {"measured", json::object()}};
+    if (!m.memory_mib.empty()) {
+      for (const auto& [dev, mib] : m.memory_mib) memory["estimate"][dev] = mib * 1024 * 1024;
+    }
+    if (auto it = measured.find(m.id); it != measured.end()) {
+      try {
+        memory["measured"] = json::parse(it->second);
+      } catch (const json::exception&) {
+      }
+    }
+    data.push_back({{"id", m.id},
+                    {"object", "model"},
+                    {"owned_by", "hangar"},
+                    {"created", created_unix},
+                    {"aliases", m.aliases},
+                    {"path", m.path},
+                    {"source", m.source},
+                    {"status", st},
+                    {"memory", memory},
+                    {"in_flight", s.in_flight},
+                    {"queued", s.queued},
+                    {"last_used", s.last_used_unix_ms / 1000},
+                    {"pinned", m.pin},
+                    {"ttl", m.ttl_s}});
+  }
+  return json{{"object", "list"}, {"data", data}}.dump();
+}
+
+void Router::Impl::install_routes() {
+  // Wraps a handler with the API key check (everything but /health).
+  auto guard = [this](auto fn) {
+    return [this, fn](Request req, std::shared_ptr<Responder> r) {
+      if (!authorized(req)) {
+        r->send(http::error_response(401, "Invalid API Key", "authentication_error"));
+        return;
+      }
+      fn(std::move(req), std::move(r));
+    };
+  };
+
+  server->route("GET", "/health", [](Request, std::shared_ptr<Responder> r) {
+    r->send(Response::json(200, R"({"status":"ok"})"));
+  });
+
+  auto list_models = [this](Request req, std::shared_ptr<Responder> r) {
+    if (auto reload = req.query_param("reload"); reload && (*reload == "1" || *reload == "true")) {
+      if (Status s = reload_registry(); !s.ok()) {
+        r->send(http::error_response(500, "reload failed: " + s.message(), "server_error"));
+        return;
+      }
+    }
+    r->send(Response::json(200, models_json()));
+  };
+  server->route("GET", "/models", guard(list_models));
+  server->route("GET", "/v1/models", guard(list_models));
+
+  server->route("POST", "/models/load", guard([this](Request req, std::shared_ptr<Responder> r) {
+    std::string error;
+    json body;
+    try {
+      body = json::parse(req.body);
+    } catch (const json::exception& e) {
+      r->send(bad_request(std::string("request body is not valid JSON: ") + e.what()));
+      return;
+    }
+    if (!body.is_object() || !body.contains("model") || !body["model"].is_string()) {
+      r->send(bad_request("field 'model' (a string) is required"));
+      return;
+    }
+    const std::string name = body["model"].get<std::string>();
+    bool wait = false;
+    if (body.contains("wait")) {
+      if (!body["wait"].is_boolean()) {
+        r->send(bad_request("field 'wait' must be a boolean"));
+        return;
+      }
+      wait = body["wait"].get<bool>();
+    }
+    auto reg = registry();
+    const ModelConfig* m = reg->resolve(name);
+    if (m == nullptr) {
+      r->send(http::error_response(404, "model '" + name + "' not found", "not_found_error"));
+      return;
+    }
+    const std::string id = m->id;
+    if (!wait) {
+      Status s = scheduler.load(id);
+      if (!s.ok()) {
+        r->send(scheduling_error(s));
+        return;
+      }
+      r->send(Response::json(200, R"({"success":true})"));
+      return;
+    }
+    // wait: hold a request pin until ready, then drop it at once.
+    Lease lease;
+    uint64_t waiter = 0;
+    auto result = scheduler.acquire(
+        id, true, &lease,
+        [this, id, r](StatusOr<Lease> l) {
+          if (!l.ok()) {
+            r->send(scheduling_error(l.status()));
+            return;
+          }
+          scheduler.release(id);
+          r->send(Response::json(200, R"({"success":true})"));
+        },
+        &waiter);
+    if (!result.ok()) {
+      r->send(scheduling_error(result.status()));
+      return;
+    }
+    if (*result == Scheduler::Acquired::kGranted) {
+      scheduler.release(id);
+      r->send(Response::json(200, R"({"success":true})"));
+      return;
+    }
+    r->on_close([this, id, waiter] { scheduler.cancel_waiter(id, waiter); });
+  }));
+
+  server->route("POST", "/models/unload", guard([this](Request req, std::shared_ptr<Responder> r) {
+    json body;
+    try {
+      body = json::parse(req.body);
+    } catch (const json::exception& e) {
+      r->send(bad_request(std::string("request body is not valid JSON: ") + e.what()));
+      return;
+    }
+    if (!body.is_object() || !body.contains("model") || !body["model"].is_string()) {
+      r->send(bad_request("field 'model' (a string) is required"));
+      return;
+    }
+    const std::string name = body["model"].get<std::string>();
+    auto reg = registry();
+    const ModelConfig* m = reg->resolve(name);
+    if (m == nullptr) {
+      r->send(http::error_response(404, "model '" + name + "' not found", "not_found_error"));
+      return;
+    }
+    Status s = scheduler.unload(m->id);
+    if (!s.ok()) {
+      r->send(bad_request(s.message()));
+      return;
+    }
+    r->send(Response::json(200, R"({"success":true})"));
+  }));
+
+  server->route("GET", "/models/sse", guard([this](Request, std::shared_ptr<Responder> r) {
+    http::Headers h;
+    h.add("Content-Type", "text/event-stream");
+    h.add("Cache-Control", "no-cache");
+    // Under sse_mu_ so no event published after the client saw the head is missed.
+    std::lock_guard lock(sse_mu_);
+    if (!r->start(200, h)) return;
+    subscribers_.push_back(r);
+  }));
+
+  auto props = [this](Request req, std::shared_ptr<Responder> r) {
+    if (auto model = req.query_param("model")) {
+      proxy(std::move(req), std::move(r), std::string(*model));
+      return;
+    }
+    json p = {{"role", "router"},
+              {"max_instances", options.models_max},
+              {"models_autoload", options.models_autoload},
+              {"build_info", std::string("hangar ") + kVersion},
+              {"model_path", ""},
+              {"total_slots", 0}};
+    r->send(Response::json(200, p.dump()));
+  };
+  server->route("GET", "/props", guard(props));
+
+  server->route("GET", "/metrics", guard([this](Request req, std::shared_ptr<Responder> r) {
+    if (auto model = req.query_param("model")) {
+      proxy(std::move(req), std::move(r), std::string(*model));
+      return;
+    }
+    std::string out;
+    out += "# TYPE hangar_requests_total counter\nhangar_requests_total " +
+           std::to_string(requests_total.load()) + "\n";
+    out += "# TYPE hangar_loads_total counter\nhangar_loads_total " +
+           std::to_string(loads_total.load()) + "\n";
+    out += "# TYPE hangar_worker_failures_total counter\nhangar_worker_failures_total " +
+           std::to_string(failures_total.load()) + "\n";
+    out += "# TYPE hangar_model_state gauge\n";
+    for (const ModelStatus& s : scheduler.status()) {
+      out += "hangar_model_state{model=" + http::json_quote(s.id) + ",state=\"" +
+             std::string(model_state_name(s.state)) + "\"} 1\n";
+      out += "hangar_model_in_flight{model=" + http::json_quote(s.id) + "} " +
+             std::to_string(s.in_flight) + "\n";
+      out += "hangar_model_queue_length{model=" + http::json_quote(s.id) + "} " +
+             std::to_string(s.queued) + "\n";
+    }
+    Response resp = Response::text(200, out);
+    resp.headers.set("Content-Type", "text/plain; version=0.0.4");
+    r->send(std::move(resp));
+  }));
+
+  // Everything else: POST routes by the body's "model", GET routes by ?model=.
+  server->set_fallback(guard([this](Request req, std::shared_ptr<Responder> r) {
+    if (req.method == "GET" || req.method == "HEAD" || req.method == "DELETE") {
+      auto model = req.query_param("model");
+      if (!model) {
+        r->send(http::error_response(404, "no route for " + req.method + " " + req.path +
+                                              " (add ?model= to reach a model)",
+                                     "not_found_error"));
+        return;
+      }
+      proxy(std::move(req), std::move(r), std::string(*model));
+      return;
+    }
+    std::string error;
+    auto model = model_of_body(req.body, &error);
+    if (!model) {
+      r->send(bad_request(error.empty() ? "field 'model' is required to route " + req.path
+                                        : error));
+      return;
+    }
+    proxy(std::move(req), std::move(r), *model);
+  }));
+}
+
+}  // namespace hangar::router

@@ -1,0 +1,114 @@
+#pragma once
+// Router::Impl: the router's internals, shared by router.cc (lifecycle, workers) and
+// router_api.cc (HTTP handlers and proxy). Private to src/router.
+//
+// Locks, never nested except as noted: registry_mu_ (the current registry), workers_mu_
+// (workers_, stopped_), upstream_mu_ (upstreams_), sse_mu_ (subscribers_). The scheduler has its
+// own lock; none of ours is held while calling into it.
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "http/responder.h"
+#include "http/server.h"
+#include "http/upstream.h"
+#include "router/registry.h"
+#include "router/router.h"
+#include "router/scheduler.h"
+#include "router/task_loop.h"
+#include "router/worker_process.h"
+
+namespace hangar::router {
+
+struct Worker {
+  ~Worker() { process.reset(); }  // joins the monitor thread before the fields it reads go
+
+  ModelConfig config;  // what it was started with
+  std::vector<std::string> argv;
+  bool backend = false;
+  // Fields below are guarded by Router::Impl::workers_mu_.
+  uint16_t port = 0;
+  bool ready = false;
+  bool stop_requested = false;
+  bool stalled = false;
+  bool exited = false;
+  std::string error_event;  // the worker's last {"event":"error"} message
+  std::string memory_json = "{}";  // the ready event's memory object
+  std::chrono::steady_clock::time_point last_health_change;
+  int last_health_status = 0;
+  std::unique_ptr<WorkerProcess> process;  // set once after spawn
+};
+
+struct Router::Impl : public SchedulerHooks {
+  explicit Impl(RouterOptions o);
+
+  // SchedulerHooks (called from any thread, outside the scheduler's lock).
+  void spawn(const std::string& id) override;
+  void stop(const std::string& id) override;
+  void state_changed(const std::string& id, ModelState state) override;
+  void deadline_changed() override;
+
+  // Control thread.
+  void do_spawn(const std::string& id);
+  void do_stop(const std::string& id);
+  void check_stall(std::weak_ptr<Worker> weak);
+  void poll_health(std::weak_ptr<Worker> weak);
+  void on_control(const std::shared_ptr<Worker>& w, const std::string& line);
+  void on_exit(const std::shared_ptr<Worker>& w, const WorkerExit& exit);
+  std::vector<std::string> worker_argv(const ModelConfig& m, uint16_t port) const;
+  std::chrono::milliseconds stop_timeout_of(const ModelConfig& m) const;
+
+  // Registry.
+  std::shared_ptr<const Registry> registry() const;
+  Status reload_registry();
+
+  // HTTP (router_api.cc).
+  void install_routes();
+  void proxy(http::Request req, std::shared_ptr<http::Responder> r, const std::string& name);
+  void forward_to(const std::string& id, uint16_t port, http::Request req,
+                  std::shared_ptr<http::Responder> r);
+  std::shared_ptr<http::Upstream> upstream_for(const std::string& id, uint16_t port);
+  void drop_upstream(const std::string& id);
+  void publish(const std::string& model, const std::string& event, const std::string& data_json);
+  std::string models_json() const;
+  bool authorized(const http::Request& req) const;
+
+  RouterOptions options;
+  std::string worker_bin;
+  std::unique_ptr<http::Server> server;
+  Scheduler scheduler;
+  std::unique_ptr<TaskLoop> loop;
+  int64_t created_unix = 0;
+  bool shut_down = false;
+
+  mutable std::mutex registry_mu_;
+  std::shared_ptr<const Registry> registry_;  // guarded by registry_mu_
+
+  mutable std::mutex workers_mu_;
+  std::condition_variable workers_cv_;
+  std::map<std::string, std::shared_ptr<Worker>> workers_;  // guarded by workers_mu_
+
+  mutable std::mutex upstream_mu_;
+  std::map<std::string, std::shared_ptr<http::Upstream>> upstreams_;  // guarded by upstream_mu_
+
+  std::mutex sse_mu_;
+  std::vector<std::shared_ptr<http::Responder>> subscribers_;  // guarded by sse_mu_
+
+  // Monitor threads that may still call into us (spawned, on_exit not yet returned): shutdown
+  // waits for them before the Impl goes away.
+  std::mutex monitors_mu_;
+  std::condition_variable monitors_cv_;
+  int monitors_ = 0;  // guarded by monitors_mu_
+
+  std::atomic<uint64_t> requests_total{0};
+  std::atomic<uint64_t> loads_total{0};
+  std::atomic<uint64_t> failures_total{0};
+};
+
+}  // namespace hangar::router

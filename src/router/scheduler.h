@@ -1,0 +1,192 @@
+#pragma once
+// Scheduler: which models run, which one is evicted, and who waits (design §3 steps 2, 5, 6
+// with the count limit; issue 5). Pure logic: it never spawns or signals anything itself. It asks
+// its owner through SchedulerHooks (spawn a worker, stop one) and hears back through on_ready() /
+// on_exit(). Time comes in through tick(now) so tests drive it without sleeping.
+//
+// Slots: a model holds a slot while `loading`, `loaded`, or `unloading` unclaimed; a claimed
+// victim's slot belongs to the `waiting` model that claimed it, and passes to that model when the
+// victim's process exits. Invariant (checked by check_invariants()): processes
+// (loading + loaded + unloading) <= models_max when models_max > 0.
+//
+// Request pins: acquire() on a `loaded` model takes a pin (in_flight + 1) that release() drops
+// after the request's last byte. A model with requests in flight is never chosen as a victim;
+// an explicit unload of a busy model drains it (stop() only once in_flight reaches 0).
+//
+// Thread-safety: every public method may be called from any thread; state is guarded by mu_.
+// Victim choice and slot reservation happen in one critical section. Hooks and waiter callbacks
+// run after mu_ is released, on the calling thread, in the order the decisions were made.
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "router/model_state.h"
+
+namespace hangar::router {
+
+using SteadyClock = std::chrono::steady_clock;
+
+// Room for memory admission (issue 6): a device's budget and what running models reserve on it.
+// Issue 5 schedules by count only and keeps this empty.
+struct DeviceBudget {
+  std::string device;           // "CPU", "CUDA0", ...
+  uint64_t budget_bytes = 0;    // free at start minus the margin
+  uint64_t reserved_bytes = 0;  // sum of reservations of loading/loaded/unloading models
+};
+
+struct SchedulerOptions {
+  int models_max = 4;    // 0 = no count limit
+  size_t queue_max = 64;  // waiting requests per model
+  std::chrono::milliseconds queue_timeout{300'000};
+};
+
+// What a granted request holds: the worker to send it to. Release with Scheduler::release().
+struct Lease {
+  uint16_t port = 0;
+};
+
+// Called once per queued request: a Lease (the pin is already taken) or why not.
+using WaiterCallback = std::function<void(StatusOr<Lease>)>;
+
+class SchedulerHooks {
+ public:
+  virtual ~SchedulerHooks() = default;
+  // Start a worker for `id` (state is now `loading`). Report back with on_ready()/on_exit().
+  virtual void spawn(const std::string& id) = 0;
+  // Stop the worker of `id` (drained: no request in flight): SIGTERM, SIGKILL after its
+  // stop-timeout. Report back with on_exit().
+  virtual void stop(const std::string& id) = 0;
+  // `id` moved to `state` (for /models/sse).
+  virtual void state_changed(const std::string& id, ModelState state) = 0;
+  // next_deadline() may have become earlier: re-arm the timer.
+  virtual void deadline_changed() = 0;
+};
+
+// One model's scheduling state, for /models.
+struct ModelStatus {
+  std::string id;
+  ModelState state = ModelState::kUnloaded;
+  int in_flight = 0;
+  size_t queued = 0;
+  int64_t last_used_unix_ms = 0;  // 0 = never
+  bool pinned = false;
+  int ttl_s = 0;
+  double progress = 0;
+  bool failed = false;
+  int exit_code = 0;
+  std::string last_error;
+  uint16_t port = 0;
+  std::string claimed_by;  // unloading victim: the model that takes its slot
+};
+
+class Scheduler {
+ public:
+  enum class Acquired { kGranted, kQueued };
+
+  Scheduler(SchedulerOptions options, SchedulerHooks* hooks,
+            std::function<SteadyClock::time_point()> now = SteadyClock::now);
+
+  // Adds a model or updates its pin/ttl.
+  void add_model(const std::string& id, bool pin, int ttl_s);
+  // Forgets a model; a running one is unloaded first and forgotten after its process exited.
+  void remove_model(const std::string& id);
+
+  // A request for `id`. kGranted: *lease is set and the pin taken (fast path; `on_ready` is
+  // not called). kQueued: `on_ready` runs later, exactly once, unless cancel_waiter() ran first;
+  // *waiter_id names the entry. Errors: NotFound (unknown id), FailedPrecondition (not running
+  // and autoload off), ResourceExhausted (queue full).
+  StatusOr<Acquired> acquire(const std::string& id, bool autoload, Lease* lease,
+                             WaiterCallback on_ready, uint64_t* waiter_id);
+  // Drops a queued request (its client went away). No callback runs.
+  void cancel_waiter(const std::string& id, uint64_t waiter_id);
+  // Ends a request pin taken by acquire().
+  void release(const std::string& id);
+
+  // POST /models/load: loads `id` unless it is running. NotFound for unknown ids.
+  Status load(const std::string& id);
+  // POST /models/unload. NotFound; FailedPrecondition when it is not running.
+  Status unload(const std::string& id);
+
+  // Worker reports.
+  void on_progress(const std::string& id, double progress);
+  void on_ready(const std::string& id, uint16_t port);
+  // The worker's process is gone. `failed`: it exited on its own or was killed for a stall, not
+  // because we stopped it. `error` is kept as last_error.
+  void on_exit(const std::string& id, int exit_code, bool failed, const std::string& error);
+
+  // Expires queued requests and ttl-idle models due at `now`.
+  void tick(SteadyClock::time_point now);
+  // The earliest time tick() has work, or nullopt.
+  std::optional<SteadyClock::time_point> next_deadline() const;
+
+  std::vector<ModelStatus> status() const;
+  std::optional<ModelStatus> status(const std::string& id) const;
+  // Internal error when an invariant does not hold.
+  Status check_invariants() const;
+
+ private:
+  struct Waiter {
+    uint64_t id = 0;
+    SteadyClock::time_point deadline;
+    WaiterCallback callback;
+  };
+  struct Entry {
+    std::string id;
+    ModelState state = ModelState::kUnloaded;
+    bool pin = false;
+    int ttl_s = 0;
+    int in_flight = 0;
+    SteadyClock::time_point last_used{};
+    int64_t last_used_unix_ms = 0;
+    std::string claimed_by;            // unloading victim → the waiting model it frees a slot for
+    std::vector<std::string> victims;  // waiting model → the victims it claimed
+    bool stop_sent = false;            // unloading: hooks->stop() issued
+    bool explicit_load = false;        // /models/load: keep waiting even with no request queued
+    bool remove_after_exit = false;
+    std::deque<Waiter> waiters;
+    uint16_t port = 0;
+    double progress = 0;
+    bool failed = false;
+    int exit_code = 0;
+    std::string last_error;
+  };
+  // Side effects decided under mu_, run after it is released.
+  struct Actions {
+    std::vector<std::string> spawn;
+    std::vector<std::string> stop;
+    std::vector<std::pair<std::string, ModelState>> states;
+    std::vector<std::pair<WaiterCallback, StatusOr<Lease>>> callbacks;
+    bool deadline_changed = false;
+  };
+
+  void run(Actions& actions);
+  void set_state(Entry& e, ModelState s, Actions& a);
+  int committed_slots() const;
+  bool admit(Entry& e, Actions& a);
+  void start_load(Entry& e, Actions& a);
+  void begin_stop(Entry& e, Actions& a);
+  void rerun_admission(Actions& a);
+  void fail_waiters(Entry& e, const Status& why, Actions& a);
+  void cancel_waiting(Entry& e, const Status& why, Actions& a);
+  void touch(Entry& e);
+  ModelStatus to_status(const Entry& e) const;
+
+  const SchedulerOptions options_;
+  SchedulerHooks* const hooks_;
+  const std::function<SteadyClock::time_point()> now_;
+
+  mutable std::mutex mu_;
+  std::map<std::string, Entry> models_;  // guarded by mu_
+  std::deque<std::string> fifo_;         // guarded by mu_: waiting models without a victim
+  uint64_t next_waiter_id_ = 1;          // guarded by mu_
+};
+
+}  // namespace hangar::router
