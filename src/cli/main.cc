@@ -1,5 +1,8 @@
 // hangar: one binary, one subcommand per file in src/cli (design §6).
+#include <algorithm>
 #include <cstdio>
+#include <utility>
+#include <vector>
 #include <string>
 
 #include "cli/command.h"
@@ -21,12 +24,30 @@ void add_env_names(CLI::App* app) {
   for (CLI::App* sub : app->get_subcommands({})) add_env_names(sub);
 }
 
+// llama.cpp spells a few long options with one dash and several letters (`-np 4`), which
+// CLI11 cannot name; they are rewritten to their long forms before parsing.
+std::vector<std::string> llama_spellings(int argc, char** argv) {
+  static const std::pair<const char*, const char*> kAliases[] = {
+      {"-np", "--parallel"}, {"-ngl", "--n-gpu-layers"}, {"-fa", "--flash-attn"},
+      {"-ctk", "--cache-type-k"}, {"-ctv", "--cache-type-v"}, {"-cb", "--cont-batching"}};
+  std::vector<std::string> args;
+  for (int i = 0; i < argc; ++i) {
+    std::string a = argv[i];
+    for (const auto& [from, to] : kAliases) {
+      if (a == from) a = to;
+    }
+    args.push_back(std::move(a));
+  }
+  return args;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"hangar: many GGUF models behind one OpenAI-compatible endpoint", "hangar"};
   app.set_version_flag("--version", std::string("hangar ") + hangar::kVersion);
   app.require_subcommand(1);
+  app.allow_extras();  // checked below: only `serve` takes arguments it does not know
   std::string log_level = "info";
   std::string log_format = "text";
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
@@ -41,6 +62,7 @@ int main(int argc, char** argv) {
   hangar::cli::register_list(app, commands);
   hangar::cli::register_generate(app, commands);
   hangar::cli::register_bench(app, commands);
+  hangar::cli::register_run(app, commands);
   // Further subcommands register here as they land (see command.h).
 
   for (auto& c : commands) {
@@ -50,7 +72,11 @@ int main(int argc, char** argv) {
   add_env_names(&app);
 
   try {
-    app.parse(argc, argv);
+    std::vector<std::string> args = llama_spellings(argc, argv);
+    args.erase(args.begin());                 // CLI11 takes them without argv[0],
+    std::reverse(args.begin(), args.end());  // last first
+
+    app.parse(args);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
@@ -59,7 +85,15 @@ int main(int argc, char** argv) {
     return 2;
   }
   for (auto& c : commands) {
-    if (c.app->parsed()) return c.run();
+    if (!c.app->parsed()) continue;
+    if (c.app->get_name() != "serve" && !app.remaining(true).empty()) {
+      std::string extra;
+      for (const std::string& a : app.remaining(true)) extra += " " + a;
+      std::fprintf(stderr, "hangar %s: unexpected arguments:%s\n", c.app->get_name().c_str(),
+                   extra.c_str());
+      return 2;
+    }
+    return c.run();
   }
   return 2;
 }

@@ -2,7 +2,7 @@
 // [--api-key K] [-ngl N] [--chat-template NAME] [--control-fd FD] [--drain-timeout S]`:
 // one model behind llama-server's OpenAI-compatible API (design §6, §7). The router spawns one
 // per model with --control-fd; it also runs alone. llama.cpp's spellings are accepted, including
-// the two-letter single-dash `-np` and `-ngl` (read from CLI11's extras, which it cannot name).
+// `-np` and `-ngl` (main.cc rewrites them to their long forms).
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
@@ -14,36 +14,6 @@
 #include "worker/run_worker.h"
 
 namespace hangar::cli {
-namespace {
-
-// Reads `-np N` / `-ngl N` left over by CLI11. Anything else left over is a usage error.
-Status read_extras(const std::vector<std::string>& extras, worker::RunOptions* o, int* ngl) {
-  for (size_t i = 0; i < extras.size(); ++i) {
-    const std::string& a = extras[i];
-    if ((a == "-np" || a == "-ngl") && i + 1 < extras.size()) {
-      int v = 0;
-      try {
-        size_t used = 0;
-        v = std::stoi(extras[i + 1], &used);
-        if (used != extras[i + 1].size()) throw std::invalid_argument("trailing");
-      } catch (const std::exception&) {
-        return invalid_argument_error(a + " takes an integer, got '" + extras[i + 1] + "'");
-      }
-      if (a == "-np") {
-        o->worker.n_parallel = v;
-      } else {
-        *ngl = v;
-      }
-      ++i;
-      continue;
-    }
-    return invalid_argument_error("unknown argument '" + a + "'");
-  }
-  return ok_status();
-}
-
-}  // namespace
-
 void register_run(CLI::App& root, Commands& commands) {
   CLI::App* app = root.add_subcommand(
       "run", "Serve one GGUF model with the OpenAI-compatible API (hangar's worker)");
@@ -62,18 +32,15 @@ void register_run(CLI::App& root, Commands& commands) {
   app->add_option("--api-key", o->worker.api_key, "Require 'Authorization: Bearer KEY'");
   app->add_option("--n-gpu-layers", *ngl,
                   "Accepted for llama.cpp compatibility; ignored (also -ngl)");
+  app->add_flag("--cont-batching")->description(
+      "Accepted for llama.cpp compatibility; batching is always on (also -cb)");
   app->add_option("--chat-template", o->worker.chat_template,
                   "A chat template name overriding the model's (chatml, llama3, ...)");
   app->add_option("--control-fd", o->control_fd, "The router's control socket fd");
   app->add_option("--drain-timeout", o->drain_timeout_s,
                   "Seconds in-flight requests get to finish on SIGTERM")
       ->capture_default_str();
-  app->allow_extras();
-  commands.push_back({app, [app, o, ngl]() {
-                        if (Status s = read_extras(app->remaining(), o.get(), ngl.get()); !s.ok()) {
-                          std::fprintf(stderr, "hangar run: %s\n", s.message().c_str());
-                          return 2;
-                        }
+  commands.push_back({app, [o, ngl]() {
                         if (*ngl >= 0) {
                           spdlog::info("-ngl {} ignored: hangar's engine runs on the CPU", *ngl);
                         }

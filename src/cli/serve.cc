@@ -78,6 +78,8 @@ void register_serve(CLI::App& root, Commands& commands) {
   CLI::App* app =
       root.add_subcommand("serve", "Serve many models behind one OpenAI-compatible endpoint");
   auto f = std::make_shared<ServeFlags>();
+  // Arguments serve does not know are passed to every worker (as llama-server's router does);
+  // with fallthrough, CLI11 leaves them on the root app.
   app->allow_extras();
   app->add_option("--host", f->options.host, "address to listen on")->capture_default_str();
   app->add_option("--port", f->options.port, "port to listen on (0: any)")->capture_default_str();
@@ -108,7 +110,7 @@ void register_serve(CLI::App& root, Commands& commands) {
       ->capture_default_str();
   // Tests run a fake worker instead of `hangar run`.
   app->add_option("--worker-bin", f->options.worker_bin, "")->group("");
-  commands.push_back({app, [app, f] { return serve(*f, app->remaining()); }});
+  commands.push_back({app, [&root, f] { return serve(*f, root.remaining(true)); }});
 }
 
 }  // namespace hangar::cli
