@@ -91,7 +91,7 @@ int run_bench(const BenchOptions& o) {
     std::printf("%s\n", out.dump().c_str());
   } else {
     std::printf("model %s (%.1f MiB, %s, %d layers, n_embd %d), %d threads, median of %d\n",
-                o.model.c_str(), size_mib, hp.arch_name.c_str(), hp.n_layer, hp.n_embd, threads, o.reps);
+                o.model.c_str(), size_mib, hp.arch.c_str(), hp.n_layer, hp.n_embd, threads, o.reps);
     if (o.n_prompt > 0) std::printf("pp%-5d %10.2f tokens/s\n", o.n_prompt, pp);
     if (o.n_gen > 0) std::printf("tg%-5d %10.2f tokens/s\n", o.n_gen, tg);
   }

@@ -31,20 +31,8 @@ Context::~Context() = default;
 StatusOr<std::unique_ptr<Context>> Context::create(const Model& model, const ContextParams& params) {
   const HParams& hp = model.hparams();
   // Every buffer is sized by the memory plan's layout, so the plan and the allocation agree.
-  estimate::ModelShape shape;
-  shape.arch = hp.arch_name;
-  shape.n_vocab = hp.n_vocab;
-  shape.n_ctx_train = hp.n_ctx_train;
-  shape.n_embd = hp.n_embd;
-  shape.n_layer = hp.n_layer;
-  shape.n_head = hp.n_head;
-  shape.n_head_kv = hp.n_head_kv;
-  shape.head_dim_k = hp.head_dim_k;
-  shape.head_dim_v = hp.head_dim_v;
-  shape.n_ff = hp.n_ff;
-  shape.n_rot = hp.n_rot;
   HANGAR_ASSIGN_OR_RETURN(const estimate::ComputeLayout layout,
-                          estimate::compute_layout(shape, params.n_ctx, params.n_seq_max, params.n_batch,
+                          estimate::compute_layout(hp, params.n_ctx, params.n_seq_max, params.n_batch,
                                                    params.n_threads, params.n_seq_max));
   std::unique_ptr<Context> c(new Context(model, params));
   c->n_seq_max_ = layout.n_seq;

@@ -26,16 +26,15 @@ StatusOr<float> get_float_key(const gguf::GgufFile& f, const std::string& arch, 
 
 StatusOr<HParams> read_hparams(const gguf::GgufFile& f) {
   HParams hp;
-  hp.arch_name = f.architecture();
-  const std::string& a = hp.arch_name;
+  const std::string a = f.architecture();
   if (a == "llama") {
-    hp.arch = Arch::kLlama;
+    hp.family = Arch::kLlama;
     hp.rope_mode = RopeMode::kNormal;
   } else if (a == "qwen2") {
-    hp.arch = Arch::kQwen2;
+    hp.family = Arch::kQwen2;
     hp.rope_mode = RopeMode::kNeox;
   } else if (a == "qwen3") {
-    hp.arch = Arch::kQwen3;
+    hp.family = Arch::kQwen3;
     hp.rope_mode = RopeMode::kNeox;
   } else {
     return unimplemented_error(fmt::format(
@@ -43,17 +42,7 @@ StatusOr<HParams> read_hparams(const gguf::GgufFile& f) {
         a.empty() ? "<missing general.architecture>" : a));
   }
   // The dimensions come from the one reader the memory plan also uses.
-  HANGAR_ASSIGN_OR_RETURN(const estimate::ModelShape shape, estimate::read_model_shape(f));
-  hp.n_vocab = shape.n_vocab;
-  hp.n_ctx_train = shape.n_ctx_train;
-  hp.n_embd = shape.n_embd;
-  hp.n_layer = shape.n_layer;
-  hp.n_head = shape.n_head;
-  hp.n_head_kv = shape.n_head_kv;
-  hp.head_dim_k = shape.head_dim_k;
-  hp.head_dim_v = shape.head_dim_v;
-  hp.n_ff = shape.n_ff;
-  hp.n_rot = shape.n_rot;
+  HANGAR_ASSIGN_OR_RETURN(static_cast<estimate::ModelShape&>(hp), estimate::read_model_shape(f));
   HANGAR_ASSIGN_OR_RETURN(hp.rms_eps, get_float_key(f, a, "attention.layer_norm_rms_epsilon", 1e-5f));
   HANGAR_ASSIGN_OR_RETURN(hp.rope_freq_base, get_float_key(f, a, "rope.freq_base", 10000.0f));
   if (hp.rms_eps <= 0.0f) {
@@ -150,8 +139,8 @@ Status Model::load_weights() {
     w.output = w.tok_embd;  // tied embeddings, as llama.cpp falls back to token_embd
   }
   HANGAR_ASSIGN_OR_RETURN(w.rope_freqs, b.vector("rope_freqs.weight", hp.n_rot / 2, /*optional=*/true));
-  const bool biases = hp.arch == Arch::kQwen2;
-  const bool qk_norm = hp.arch == Arch::kQwen3;
+  const bool biases = hp.family == Arch::kQwen2;
+  const bool qk_norm = hp.family == Arch::kQwen3;
   w.layers.resize(hp.n_layer);
   for (int i = 0; i < hp.n_layer; ++i) {
     LayerWeights& l = w.layers[i];

@@ -15,33 +15,22 @@
 #include "engine/ops.h"
 #include "engine/tokenizer.h"
 #include "engine/vec_dot.h"
+#include "estimate/memory_plan.h"
 #include "gguf/gguf.h"
 
 namespace hangar::engine {
 
 enum class Arch { kLlama, kQwen2, kQwen3 };
 
-struct HParams {
-  std::string arch_name;  // general.architecture
-  Arch arch = Arch::kLlama;
-  int n_vocab = 0;
-  int n_ctx_train = 0;
-  int n_embd = 0;
-  int n_layer = 0;
-  int n_head = 0;
-  int n_head_kv = 0;
-  int head_dim_k = 0;  // key_length (default n_embd / n_head)
-  int head_dim_v = 0;  // value_length (default n_embd / n_head)
-  int n_ff = 0;
-  int n_rot = 0;       // rope.dimension_count (default head_dim_k)
+// The dimensions (arch name, n_embd, heads, ...) are the memory plan's ModelShape, read by the
+// one reader both use; the rest is what only the forward pass needs.
+struct HParams : estimate::ModelShape {
+  Arch family = Arch::kLlama;  // from `arch`, general.architecture
   float rms_eps = 1e-5f;
   float rope_freq_base = 10000.0f;
   float rope_freq_scale = 1.0f;  // 1 / rope.scaling.factor for linear scaling
   RopeMode rope_mode = RopeMode::kNormal;
 
-  int n_embd_q() const { return n_head * head_dim_k; }
-  int n_embd_k_gqa() const { return n_head_kv * head_dim_k; }
-  int n_embd_v_gqa() const { return n_head_kv * head_dim_v; }
 };
 
 // Reads and checks the hyper-parameters of `file` (header only; also used by src/estimate's

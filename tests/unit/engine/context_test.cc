@@ -220,7 +220,7 @@ TEST(ModelTest, HyperParametersAndTiedOutputAreRead) {
   auto model = load(make_model_file(spec, "qwen3-tied"));
   ASSERT_TRUE(model);
   const HParams& hp = model->hparams();
-  EXPECT_EQ(hp.arch, Arch::kQwen3);
+  EXPECT_EQ(hp.family, Arch::kQwen3);
   EXPECT_EQ(hp.head_dim_k, 32);
   EXPECT_EQ(hp.n_embd_q(), 128);
   EXPECT_EQ(hp.n_vocab, 300);
