@@ -7,6 +7,9 @@
 // >= 0.95x direct throughput (floor: 50 us, 0.9x).
 //
 // Usage: router_bench [FAKE_WORKER_PATH] [--requests N] [--clients C] [--seconds S]
+//                     [--threads T (the router's io threads, default 2 as `hangar serve`)]
+//                     [--model GGUF (a real model: FAKE_WORKER_PATH is then the `hangar` binary
+//                      and the workers are `hangar run`)]
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -14,12 +17,15 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "common/logging.h"
 #include "http/client.h"
+#include "http/server.h"
+#include "http/upstream.h"
 #include "router/router.h"
 
 namespace {
@@ -43,29 +49,31 @@ double elapsed_us(Clock::time_point a, Clock::time_point b) {
 
 const std::string kSmallBody = R"({"model":"m","content":"hi"})";
 const std::string kStreamBody =
-    R"({"model":"m","stream":true,"messages":[{"role":"user","content":"a b c d"}]})";
+    R"({"model":"m","stream":true,"max_tokens":4,"temperature":0,)"
+    R"("messages":[{"role":"user","content":"a b c d"}]})";
 
-// Sequential small requests, alternating direct and routed so drift hits both alike.
-void small_latency(uint16_t direct, uint16_t routed, int n, Stats* d, Stats* r) {
-  Client cd("127.0.0.1", direct), cr("127.0.0.1", routed);
-  std::vector<double> ld, lr;
+// Sequential small requests, one to each port in turn, so drift hits all alike.
+std::vector<Stats> small_latency(const std::vector<uint16_t>& ports, int n) {
+  std::vector<std::unique_ptr<Client>> clients;
+  for (uint16_t p : ports) clients.push_back(std::make_unique<Client>("127.0.0.1", p));
+  std::vector<std::vector<double>> lat(ports.size());
   hangar::http::Headers h{{"Content-Type", "application/json"}};
   for (int i = 0; i < n + 100; ++i) {
-    for (int which = 0; which < 2; ++which) {
-      Client& c = which == 0 ? cd : cr;
+    for (size_t which = 0; which < ports.size(); ++which) {
       auto t0 = Clock::now();
-      auto resp = c.request("POST", "/tokenize", kSmallBody, h);
+      auto resp = clients[which]->request("POST", "/tokenize", kSmallBody, h);
       auto t1 = Clock::now();
       if (!resp.ok() || resp->status != 200) {
         std::fprintf(stderr, "request failed: %s\n",
                      resp.ok() ? resp->body.c_str() : resp.status().message().c_str());
         std::exit(1);
       }
-      if (i >= 100) (which == 0 ? ld : lr).push_back(elapsed_us(t0, t1));  // after warm-up
+      if (i >= 100) lat[which].push_back(elapsed_us(t0, t1));  // after warm-up
     }
   }
-  *d = summarize(ld);
-  *r = summarize(lr);
+  std::vector<Stats> out;
+  for (auto& l : lat) out.push_back(summarize(std::move(l)));
+  return out;
 }
 
 double first_chunk_us(uint16_t port) {
@@ -125,13 +133,18 @@ double throughput(uint16_t port, int clients, double seconds) {
 
 int main(int argc, char** argv) {
   std::string worker = "hangar-fake-worker";
-  int n = 2000, clients = 4;
+  int n = 2000, clients = 4, threads = 2;
+  std::string model;  // a real GGUF: then FAKE_WORKER_PATH is the `hangar` binary
   double seconds = 2;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--requests") && i + 1 < argc) {
       n = std::atoi(argv[++i]);
     } else if (!std::strcmp(argv[i], "--clients") && i + 1 < argc) {
       clients = std::atoi(argv[++i]);
+    } else if (!std::strcmp(argv[i], "--model") && i + 1 < argc) {
+      model = argv[++i];
+    } else if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) {
+      threads = std::atoi(argv[++i]);
     } else if (!std::strcmp(argv[i], "--seconds") && i + 1 < argc) {
       seconds = std::atof(argv[++i]);
     } else {
@@ -142,13 +155,22 @@ int main(int argc, char** argv) {
   namespace fs = std::filesystem;
   fs::path dir = fs::temp_directory_path() / ("hangar-router-bench-" + std::to_string(getpid()));
   fs::create_directories(dir);
-  std::ofstream(dir / "m.gguf") << "{}";
+  if (model.empty()) {
+    std::ofstream(dir / "m.gguf") << "{}";  // the fake worker's (empty) script
+  } else {
+    std::error_code ec;
+    fs::create_symlink(fs::absolute(model), dir / "m.gguf", ec);
+    if (ec) {
+      std::fprintf(stderr, "cannot link %s: %s\n", model.c_str(), ec.message().c_str());
+      return 1;
+    }
+  }
 
   hangar::router::RouterOptions o;
   o.port = 0;
   o.worker_bin = worker;
   o.sources.models_dir = dir.string();
-  o.http_threads = 2;
+  o.http_threads = threads;
   auto created = hangar::router::Router::create(o);
   if (!created.ok()) {
     std::fprintf(stderr, "router: %s\n", created.status().message().c_str());
@@ -171,19 +193,40 @@ int main(int argc, char** argv) {
   std::printf("router_bench: worker port %u, router port %u, %d requests, %d clients, %.1f s\n",
               direct, *port, n, clients, seconds);
 
-  Stats d, r;
-  small_latency(direct, *port, n, &d, &r);
+  // The same hop without the router: a bare http::Server forwarding to the same worker with
+  // as many io threads. routed - bare = what src/router adds on top of src/http's proxy.
+  hangar::http::ServerOptions bare_options;
+  bare_options.threads = threads;
+  hangar::http::Server bare(bare_options);
+  auto bare_upstream = hangar::http::Upstream::create(bare, "127.0.0.1", direct);
+  bare.set_fallback([&](hangar::http::Request req, std::shared_ptr<hangar::http::Responder> r) {
+    hangar::http::forward(std::move(req), std::move(r), bare_upstream,
+                          [](const hangar::http::ForwardResult&) {});
+  });
+  auto bare_port = bare.listen();
+  if (!bare_port.ok()) return 1;
+
+  std::vector<Stats> lat = small_latency({direct, *bare_port, *port}, n);
+  const Stats &d0 = lat[0], &b0 = lat[1], &r0 = lat[2];
   std::printf("small request  direct p50 %8.1f us p99 %8.1f us | routed p50 %8.1f us p99 %8.1f us"
               " | added p50 %6.1f us p99 %6.1f us\n",
-              d.p50_us, d.p99_us, r.p50_us, r.p99_us, r.p50_us - d.p50_us, r.p99_us - d.p99_us);
+              d0.p50_us, d0.p99_us, r0.p50_us, r0.p99_us, r0.p50_us - d0.p50_us,
+              r0.p99_us - d0.p99_us);
+  std::printf("  of which the bare http forward (no router) adds p50 %6.1f us p99 %6.1f us;"
+              " the router on top of it p50 %6.1f us\n",
+              b0.p50_us - d0.p50_us, b0.p99_us - d0.p99_us, r0.p50_us - b0.p50_us);
+  Stats d, r;
   sse_latency(direct, *port, std::max(50, n / 10), &d, &r);
   std::printf("first SSE chunk direct p50 %8.1f us p99 %8.1f us | routed p50 %8.1f us p99 %8.1f us"
               " | added p50 %6.1f us p99 %6.1f us\n",
               d.p50_us, d.p99_us, r.p50_us, r.p99_us, r.p50_us - d.p50_us, r.p99_us - d.p99_us);
   double td = throughput(direct, clients, seconds);
   double tr = throughput(*port, clients, seconds);
-  std::printf("throughput     direct %9.0f req/s | routed %9.0f req/s | ratio %.3fx\n", td, tr,
-              tr / td);
+  double tb = throughput(*bare_port, clients, seconds);
+  std::printf("throughput     direct %9.0f req/s | routed %9.0f req/s | ratio %.3fx"
+              " (bare http forward %9.0f req/s, %.3fx)\n",
+              td, tr, tr / td, tb, tb / td);
+  bare.drain(std::chrono::seconds(5));
   router->shutdown(std::chrono::seconds(5));
   fs::remove_all(dir);
   return 0;

@@ -6,6 +6,7 @@
 
 #include "common/version.h"
 #include "http/sse.h"
+#include "router/body_model.h"
 #include "router/router_impl.h"
 
 namespace hangar::router {
@@ -35,28 +36,6 @@ Response scheduling_error(const Status& s) {
       return bad_request(s.message());
     default:
       return unavailable(s.message());
-  }
-}
-
-// Reads the top-level "model" string of a JSON body. nullopt: the body is not a JSON object
-// (*error says why) or has no "model".
-std::optional<std::string> model_of_body(const std::string& body, std::string* error) {
-  try {
-    json j = json::parse(body);
-    if (!j.is_object()) {
-      *error = "request body must be a JSON object";
-      return std::nullopt;
-    }
-    auto it = j.find("model");
-    if (it == j.end()) return std::nullopt;
-    if (!it->is_string()) {
-      *error = "field 'model' must be a string";
-      return std::nullopt;
-    }
-    return it->get<std::string>();
-  } catch (const json::exception& e) {
-    *error = std::string("request body is not valid JSON: ") + e.what();
-    return std::nullopt;
   }
 }
 
@@ -387,14 +366,17 @@ void Router::Impl::install_routes() {
       proxy(std::move(req), std::move(r), std::string(*model));
       return;
     }
-    std::string error;
-    auto model = model_of_body(req.body, &error);
-    if (!model) {
-      r->send(bad_request(error.empty() ? "field 'model' is required to route " + req.path
-                                        : error));
+    auto model = model_of_body(req.body);
+    if (!model.ok()) {
+      r->send(bad_request(model.status().message()));
       return;
     }
-    proxy(std::move(req), std::move(r), *model);
+    if (!model->has_value()) {
+      r->send(bad_request("field 'model' is required to route " + req.path));
+      return;
+    }
+    std::string name = std::move(**model);
+    proxy(std::move(req), std::move(r), name);
   }));
 }
 
