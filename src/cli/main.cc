@@ -63,6 +63,7 @@ int main(int argc, char** argv) {
   hangar::cli::register_generate(app, commands);
   hangar::cli::register_bench(app, commands);
   hangar::cli::register_run(app, commands);
+  hangar::cli::register_estimate(app, commands);
   // Further subcommands register here as they land (see command.h).
 
   for (auto& c : commands) {

@@ -29,7 +29,7 @@ struct ModelShape {
   int head_dim_k = 0;  // attention.key_length, default n_embd / n_head
   int head_dim_v = 0;  // attention.value_length, default n_embd / n_head
   int n_ff = 0;
-  int n_rot = 0;       // rope.dimension_count, default head_dim_k
+  int n_rot = 0;  // rope.dimension_count, default head_dim_k
 
   int n_embd_q() const { return n_head * head_dim_k; }
   int n_embd_k_gqa() const { return n_head_kv * head_dim_k; }
@@ -49,11 +49,11 @@ struct ComputeLayout {
   // F32 scratch, per batch row: x, xn [n_embd]; q [n_embd_q]; k, v; attn [n_head*head_dim_v];
   // gate, up [n_ff]; rope [n_rot].
   uint64_t scratch_f32 = 0;
-  uint64_t act_bytes = 0;      // converted activation rows: n_batch * widest matmul input * 4
-  uint64_t act_row_stride = 0; // bytes per activation row
-  uint64_t attn_scratch = 0;   // F16 elements: n_threads * (head_dim_k + head_dim_v)
-  uint64_t logits = 0;         // F32 elements for n_outputs rows: n_outputs * n_vocab
-  uint64_t embd_out = 0;       // F32 elements: n_outputs * n_embd
+  uint64_t act_bytes = 0;       // converted activation rows: n_batch * widest matmul input * 4
+  uint64_t act_row_stride = 0;  // bytes per activation row
+  uint64_t attn_scratch = 0;    // F16 elements: n_threads * (head_dim_k + head_dim_v)
+  uint64_t logits = 0;          // F32 elements for n_outputs rows: n_outputs * n_vocab
+  uint64_t embd_out = 0;        // F32 elements: n_outputs * n_embd
 
   uint64_t kv_bytes() const { return (k_cache + v_cache) * 2; }
   uint64_t compute_bytes() const {
@@ -68,11 +68,13 @@ StatusOr<ComputeLayout> compute_layout(const ModelShape& shape, int n_ctx, int n
                                        int n_threads, int n_outputs);
 
 struct DevicePlan {
-  std::string device;   // "CPU"
-  uint64_t weights = 0;   // tensor bytes (mapped)
+  std::string device;    // "CPU"
+  uint64_t weights = 0;  // tensor bytes (mapped)
   uint64_t kv_cache = 0;
   uint64_t compute = 0;
-  uint64_t overhead = 0;  // process: code, libraries, thread stacks, allocator slack
+  // The process: code, libraries, thread stacks (kProcessOverheadBytes) plus the heap that
+  // grows with the header: the parsed metadata and the tokenizer's tables (header_heap_bytes).
+  uint64_t overhead = 0;
   uint64_t total() const { return weights + kv_cache + compute + overhead; }
 };
 
@@ -86,7 +88,21 @@ struct PlanOptions {
   int n_threads = 1;
 };
 
-inline constexpr uint64_t kProcessOverheadBytes = 24ull << 20;
+// The fixed part of a worker's footprint: its code and libraries (their Pss share), thread
+// stacks, HTTP buffers and allocator slack. Measured at about 3 MiB of Pss (6 MiB RSS) for
+// `hangar run -t 1` before any model is loaded; the rest is margin for more threads.
+inline constexpr uint64_t kProcessOverheadBytes = 8ull << 20;
+
+// The tokenizer's tables per vocabulary entry and per BPE merge (strings, id maps, scores,
+// types), fitted to measurements of hangar's tokenizer on the fixture vocabularies (32k
+// SentencePiece, 128k and 152k byte-level BPE): 146 and 108 bytes, rounded up.
+inline constexpr uint64_t kTokenizerBytesPerToken = 152;
+inline constexpr uint64_t kTokenizerBytesPerMerge = 112;
+
+// The heap a loaded model holds for its header: every metadata value as the GGUF reader
+// stores it (array elements of sizeof(gguf::Value), strings past the small-string buffer in
+// their own allocation), plus the tokenizer's tables built from tokenizer.ggml.tokens/merges.
+uint64_t header_heap_bytes(const gguf::GgufFile& file);
 
 // ctx_size: llama-server's -c, the total context shared by the n_parallel slots (0 = training
 // context).

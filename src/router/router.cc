@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <string_view>
 
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
@@ -24,6 +25,32 @@ std::string self_exe() {
   ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
   if (n <= 0) return "hangar";
   return std::string(buf, static_cast<size_t>(n));
+}
+
+// A worker's stderr line, logged by the router with the model's name. A hangar worker's text
+// log line ("2026-11-25 10:32:02.918 I message") keeps its level and loses its timestamp (the
+// router's own stands in front); any other line is logged as info, unchanged.
+void log_worker_line(const std::string& model, std::string_view line) {
+  static constexpr std::string_view kShape = "0000-00-00 00:00:00.000 L ";
+  bool ours = line.size() >= kShape.size() && line[kShape.size() - 1] == ' ';
+  for (size_t i = 0; ours && i + 2 < kShape.size(); ++i) {
+    const bool digit = line[i] >= '0' && line[i] <= '9';
+    ours = kShape[i] == '0' ? digit : line[i] == kShape[i];
+  }
+  spdlog::level::level_enum level = spdlog::level::info;
+  if (ours) {
+    switch (line[kShape.size() - 2]) {
+      case 'T': level = spdlog::level::trace; break;
+      case 'D': level = spdlog::level::debug; break;
+      case 'I': level = spdlog::level::info; break;
+      case 'W': level = spdlog::level::warn; break;
+      case 'E': level = spdlog::level::err; break;
+      case 'C': level = spdlog::level::critical; break;
+      default: ours = false;
+    }
+    if (ours) line.remove_prefix(kShape.size());
+  }
+  spdlog::log(level, "[{}] {}", model, line);
 }
 
 // A free TCP port on 127.0.0.1 for a --backend program (the kernel picks; we release it just
@@ -175,7 +202,7 @@ void Router::Impl::do_spawn(const std::string& id) {
   cb.on_control = [this, weak](const std::string& line) {
     if (auto s = weak.lock()) on_control(s, line);
   };
-  cb.on_log = [name](const std::string& line) { spdlog::info("[{}] {}", name, line); };
+  cb.on_log = [name](const std::string& line) { log_worker_line(name, line); };
   // on_exit runs on the monitor thread, which the Worker's destructor joins: the Worker is alive.
   cb.on_exit = [this, raw](const WorkerExit& exit) {
     std::shared_ptr<Worker> s;

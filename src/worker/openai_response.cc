@@ -62,6 +62,25 @@ json chat_logprobs_json(const std::vector<TokenLogprob>& tokens) {
   return {{"content", std::move(content)}};
 }
 
+json completion_logprobs_json(const std::vector<TokenLogprob>& tokens, size_t first_offset) {
+  json pieces = json::array(), logprobs = json::array(), tops = json::array(),
+       offsets = json::array();
+  size_t offset = first_offset;
+  for (const TokenLogprob& t : tokens) {
+    pieces.push_back(sanitize_utf8(t.token));
+    logprobs.push_back(t.logprob);
+    json top = json::object();
+    for (const auto& [piece, lp] : t.top) top[sanitize_utf8(piece)] = lp;
+    tops.push_back(std::move(top));
+    offsets.push_back(offset);
+    offset += t.token.size();
+  }
+  return {{"tokens", std::move(pieces)},
+          {"token_logprobs", std::move(logprobs)},
+          {"top_logprobs", std::move(tops)},
+          {"text_offset", std::move(offsets)}};
+}
+
 json chat_completion_json(const ResponseMeta& meta, std::string_view content, FinishReason finish,
                           const Usage& usage, const json& logprobs) {
   return {{"id", meta.id},
@@ -90,15 +109,17 @@ json text_completion_json(const ResponseMeta& meta, const std::vector<TextChoice
 }
 
 json native_completion_json(std::string_view model, const NativeResult& r) {
-  return {{"index", 0},
-          {"content", sanitize_utf8(r.content)},
-          {"stop", true},
-          {"model", std::string(model)},
-          {"stop_type", r.stop_type},
-          {"stopping_word", r.stopping_word},
-          {"tokens_predicted", r.usage.completion_tokens},
-          {"tokens_evaluated", r.usage.prompt_tokens},
-          {"truncated", r.truncated}};
+  json j = {{"index", 0},
+            {"content", sanitize_utf8(r.content)},
+            {"stop", true},
+            {"model", std::string(model)},
+            {"stop_type", r.stop_type},
+            {"stopping_word", r.stopping_word},
+            {"tokens_predicted", r.usage.completion_tokens},
+            {"tokens_evaluated", r.usage.prompt_tokens},
+            {"truncated", r.truncated}};
+  if (!r.probabilities.is_null()) j["completion_probabilities"] = r.probabilities;
+  return j;
 }
 
 std::string sse_frame(const json& j) { return "data: " + dump_json(j) + "\n\n"; }
@@ -141,25 +162,26 @@ std::string ChatStream::finish(std::string_view text, FinishReason reason, const
   return out;
 }
 
-json CompletionStream::chunk(std::string_view text, int index, const json& finish) {
+json CompletionStream::chunk(std::string_view text, int index, const json& finish,
+                             const json& logprobs) {
   return {{"id", meta_.id},
           {"object", "text_completion"},
           {"created", meta_.created},
           {"model", meta_.model},
           {"choices", json::array({{{"index", index},
                                     {"text", sanitize_utf8(text)},
-                                    {"logprobs", nullptr},
+                                    {"logprobs", logprobs},
                                     {"finish_reason", finish}}})}};
 }
 
-std::string CompletionStream::delta(std::string_view text, int index) {
+std::string CompletionStream::delta(std::string_view text, int index, const json& logprobs) {
   if (text.empty()) return "";
-  return sse_frame(chunk(text, index, nullptr));
+  return sse_frame(chunk(text, index, nullptr, logprobs));
 }
 
 std::string CompletionStream::finish(std::string_view text, FinishReason reason, const Usage& usage,
-                                     int index) {
-  std::string out = sse_frame(chunk(text, index, finish_reason_name(reason)));
+                                     int index, const json& logprobs) {
+  std::string out = sse_frame(chunk(text, index, finish_reason_name(reason), logprobs));
   if (include_usage_) {
     out += sse_frame({{"id", meta_.id},
                       {"object", "text_completion"},
@@ -172,9 +194,11 @@ std::string CompletionStream::finish(std::string_view text, FinishReason reason,
   return out;
 }
 
-std::string native_stream_delta(std::string_view text) {
+std::string native_stream_delta(std::string_view text, const json& probabilities) {
   if (text.empty()) return "";
-  return sse_frame({{"index", 0}, {"content", sanitize_utf8(text)}, {"stop", false}});
+  json frame = {{"index", 0}, {"content", sanitize_utf8(text)}, {"stop", false}};
+  if (!probabilities.is_null()) frame["completion_probabilities"] = probabilities;
+  return sse_frame(frame);
 }
 
 std::string native_stream_finish(std::string_view model, const NativeResult& result) {

@@ -52,6 +52,12 @@ struct TokenLogprob {
 // The chat shape: {"content":[{"token","logprob","bytes","top_logprobs":[…]}]}.
 nlohmann::json chat_logprobs_json(const std::vector<TokenLogprob>& tokens);
 
+// The legacy completions shape: {"tokens":[…],"token_logprobs":[…],"top_logprobs":[{piece:
+// logprob}…],"text_offset":[…]}, offsets in bytes into the choice's text.
+// `first_offset`: where the first token starts in the choice's text (a stream's later chunks).
+nlohmann::json completion_logprobs_json(const std::vector<TokenLogprob>& tokens,
+                                        size_t first_offset = 0);
+
 // A whole (non-streamed) chat.completion.
 nlohmann::json chat_completion_json(const ResponseMeta& meta, std::string_view content,
                                     FinishReason finish, const Usage& usage,
@@ -73,6 +79,8 @@ struct NativeResult {
   std::string stopping_word;
   Usage usage;
   bool truncated = false;
+  // "completion_probabilities" (when not null): [{"token","logprob","bytes","top_logprobs"}].
+  nlohmann::json probabilities = nullptr;
 };
 nlohmann::json native_completion_json(std::string_view model, const NativeResult& result);
 
@@ -108,18 +116,22 @@ class CompletionStream {
  public:
   CompletionStream(ResponseMeta meta, bool include_usage)
       : meta_(std::move(meta)), include_usage_(include_usage) {}
-  std::string delta(std::string_view text, int index = 0);
-  std::string finish(std::string_view text, FinishReason reason, const Usage& usage, int index = 0);
+  std::string delta(std::string_view text, int index = 0, const nlohmann::json& logprobs = nullptr);
+  std::string finish(std::string_view text, FinishReason reason, const Usage& usage, int index = 0,
+                     const nlohmann::json& logprobs = nullptr);
 
  private:
-  nlohmann::json chunk(std::string_view text, int index, const nlohmann::json& finish);
+  nlohmann::json chunk(std::string_view text, int index, const nlohmann::json& finish,
+                       const nlohmann::json& logprobs);
   ResponseMeta meta_;
   bool include_usage_;
 };
 
 // llama-server's /completion stream: {"content","stop":false} frames, then the final result
 // with "stop":true. No [DONE].
-std::string native_stream_delta(std::string_view text);
+// `probabilities` (when not null) rides along as "completion_probabilities".
+std::string native_stream_delta(std::string_view text,
+                                const nlohmann::json& probabilities = nullptr);
 std::string native_stream_finish(std::string_view model, const NativeResult& result);
 
 struct ModelEntry {

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -125,6 +126,33 @@ void SlotEngine::finish(Slot& slot, int seq, TaskResult result) {
   if (task->on_done) task->on_done(result);
 }
 
+TokenLogprob SlotEngine::token_logprob(const float* logits, engine::TokenId id, int n_top) const {
+  const engine::Tokenizer& tok = model_.tokenizer();
+  const int n_vocab = tok.n_vocab();
+  float max_logit = logits[0];
+  for (int i = 1; i < n_vocab; ++i) max_logit = std::max(max_logit, logits[i]);
+  double sum = 0.0;
+  for (int i = 0; i < n_vocab; ++i) sum += std::exp(static_cast<double>(logits[i] - max_logit));
+  const double log_z = static_cast<double>(max_logit) + std::log(sum);
+  TokenLogprob lp;
+  lp.token = tok.token_to_piece(id, false);
+  lp.logprob = static_cast<float>(logits[id] - log_z);
+  // The n_top largest logits, kept sorted (most likely first) by insertion: n_top <= 20.
+  std::vector<std::pair<float, engine::TokenId>> top;
+  const size_t k = static_cast<size_t>(std::max(0, std::min(n_top, n_vocab)));
+  for (int i = 0; i < n_vocab && k > 0; ++i) {
+    if (top.size() == k && logits[i] <= top.back().first) continue;
+    auto pos =
+        std::find_if(top.begin(), top.end(), [&](const auto& e) { return logits[i] > e.first; });
+    top.insert(pos, {logits[i], i});
+    if (top.size() > k) top.pop_back();
+  }
+  for (const auto& [logit, tid] : top) {
+    lp.top.emplace_back(tok.token_to_piece(tid, false), static_cast<float>(logit - log_z));
+  }
+  return lp;
+}
+
 void SlotEngine::step_sampled(Slot& slot, int seq, const float* logits) {
   const engine::Tokenizer& tok = model_.tokenizer();
   const engine::TokenId id = slot.sampler->sample(logits);
@@ -134,7 +162,15 @@ void SlotEngine::step_sampled(Slot& slot, int seq, const float* logits) {
     return;
   }
   slot.n_generated++;
-  const bool go_on = !slot.task->on_token || slot.task->on_token(id, tok.token_to_piece(id, false));
+  bool go_on = true;
+  if (slot.task->on_token) {
+    if (slot.task->sampling.logprobs) {
+      const TokenLogprob lp = token_logprob(logits, id, slot.task->sampling.top_logprobs);
+      go_on = slot.task->on_token(id, lp.token, &lp);
+    } else {
+      go_on = slot.task->on_token(id, tok.token_to_piece(id, false), nullptr);
+    }
+  }
   TaskResult r;
   if (!go_on) {
     finish(slot, seq, r);

@@ -45,9 +45,12 @@ struct Task {
   std::vector<engine::TokenId> prompt;  // non-empty
   SamplingParams sampling;
   bool embedding = false;  // only evaluate the prompt and pool its hidden states
-  // Each generated token (not called for the end-of-generation token). Return false to stop
-  // (a stop string matched); the task then finishes with kStop.
-  std::function<bool(engine::TokenId id, std::string_view piece)> on_token;
+  // Each generated token (not called for the end-of-generation token), with its
+  // log-probability under the model's distribution and the sampling.top_logprobs most likely
+  // alternatives when sampling.logprobs is set (nullptr otherwise). Return false to stop (a
+  // stop string matched); the task then finishes with kStop.
+  std::function<bool(engine::TokenId id, std::string_view piece, const TokenLogprob* logprob)>
+      on_token;
   // Exactly once, last.
   std::function<void(const TaskResult& result)> on_done;
   // Set from any thread to abandon the task (the client disconnected).
@@ -98,6 +101,9 @@ class SlotEngine {
     std::vector<double> embd_sum;  // embedding tasks: sum of hidden states
     int batch_row_last = -1;       // the row of this step whose logits we sample
   };
+
+  // log_softmax(logits)[id] and the `n_top` most likely tokens with theirs.
+  TokenLogprob token_logprob(const float* logits, engine::TokenId id, int n_top) const;
 
   void run();
   void start(Slot& slot, int seq, std::shared_ptr<Task> task);

@@ -3,10 +3,11 @@
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
-#include <fstream>
 #include <mutex>
 #include <sstream>
 
+#include "estimate/memory_plan.h"
+#include "estimate/plan_json.h"
 #include "http/message.h"
 #include "http/responder.h"
 #include "worker/api_error.h"
@@ -51,6 +52,36 @@ struct WorkerServer::Generation {
   std::mutex mu;
   std::vector<TextChoice> choices;  // guarded by mu
   std::vector<TextHoldback> holdbacks;
+  bool logprobs = false;
+  // Engine thread only: per choice, every token's logprob (non-streamed answers), and for a
+  // stream the tokens whose text has not gone out in a frame yet.
+  std::vector<std::vector<TokenLogprob>> token_logprobs;
+  std::vector<TokenLogprob> unsent_logprobs;
+  size_t sent_text_bytes = 0;  // a stream's text so far, for the legacy shape's text_offset
+
+  // The logprobs of `tokens` in this request's shape (null when not asked for): OpenAI chat's
+  // {"content":[…]}, legacy completions' {"tokens",…,"text_offset"}, or llama-server's
+  // completion_probabilities list.
+  nlohmann::json logprobs_json(const std::vector<TokenLogprob>& tokens,
+                               size_t first_offset = 0) const {
+    if (!logprobs) return nullptr;
+    switch (kind) {
+      case kChat:
+        return chat_logprobs_json(tokens);
+      case kCompletions:
+        return completion_logprobs_json(tokens, first_offset);
+      default:
+        return chat_logprobs_json(tokens)["content"];
+    }
+  }
+  // The logprobs of the tokens not sent yet, for the next frame of a stream (then forgotten).
+  nlohmann::json take_unsent_logprobs() {
+    if (!logprobs || unsent_logprobs.empty()) return nullptr;
+    nlohmann::json j = logprobs_json(unsent_logprobs, sent_text_bytes);
+    for (const TokenLogprob& t : unsent_logprobs) sent_text_bytes += t.token.size();
+    unsent_logprobs.clear();
+    return j;
+  }
   Usage usage;         // guarded by mu
   size_t pending = 0;  // guarded by mu
   Status error;        // guarded by mu: the first failure
@@ -61,11 +92,11 @@ struct WorkerServer::Generation {
     if (text.empty()) return "";
     switch (kind) {
       case kChat:
-        return chat_stream->delta(text);
+        return chat_stream->delta(text, take_unsent_logprobs());
       case kCompletions:
-        return completion_stream->delta(text);
+        return completion_stream->delta(text, 0, take_unsent_logprobs());
       default:
-        return native_stream_delta(text);
+        return native_stream_delta(text, take_unsent_logprobs());
     }
   }
 };
@@ -81,9 +112,10 @@ std::string WorkerServer::model_id() const {
 }
 
 Status WorkerServer::load(const std::function<void(float)>& progress) {
+  before_load_ = read_process_memory();
   progress(0.0f);
   HANGAR_ASSIGN_OR_RETURN(model_, engine::Model::load(options_.model_path));
-  progress(0.6f);
+  progress(0.5f);
   if (!model_->has_tokenizer()) {
     return invalid_argument_error("model '" + options_.model_path + "' has no tokenizer");
   }
@@ -100,6 +132,23 @@ Status WorkerServer::load(const std::function<void(float)>& progress) {
   cp.n_seq_max = options_.n_parallel;
   cp.n_threads = std::max(1, options_.n_threads);
   HANGAR_ASSIGN_OR_RETURN(context_, engine::Context::create(*model_, cp));
+  estimate::PlanOptions plan_options;
+  plan_options.n_batch = cp.n_batch;
+  plan_options.n_threads = cp.n_threads;
+  HANGAR_ASSIGN_OR_RETURN(
+      const estimate::MemoryPlan plan,
+      estimate::plan_memory(model_->file(), options_.n_ctx, options_.n_parallel, plan_options));
+  plan_json_ = estimate::memory_plan_json(plan)["devices"];
+  progress(0.6f);
+  const uint64_t touched = touch_mapped_weights(model_->file());
+  progress(0.8f);
+  HANGAR_RETURN_IF_ERROR(warm_up());
+  after_load_ = read_process_memory();
+  spdlog::info(
+      "worker: {} MiB of weights prefaulted; planned {} MiB, measured Pss {} MiB (RSS {} "
+      "MiB, +{} MiB over the load)",
+      touched >> 20, plan.total() >> 20, after_load_.pss >> 20, after_load_.rss >> 20,
+      (after_load_.rss - std::min(after_load_.rss, before_load_.rss)) >> 20);
   progress(0.9f);
 
   if (!options_.chat_template.empty()) {
@@ -115,6 +164,18 @@ Status WorkerServer::load(const std::function<void(float)>& progress) {
   engine_ = std::make_unique<SlotEngine>(*model_, *context_, options_.n_parallel);
   ready_.store(true);
   progress(1.0f);
+  return ok_status();
+}
+
+Status WorkerServer::warm_up() {
+  // One token through every layer and the output matrix touches every weight the decode loop
+  // reads, and the first-use allocations (thread stacks, logits rows) happen now.
+  const engine::Tokenizer& tok = model_->tokenizer();
+  engine::Batch batch;
+  batch.add(tok.bos() >= 0 ? tok.bos() : 0, 0, 0, true);
+  Status s = context_->decode(batch);
+  context_->seq_remove(0, 0, -1);
+  if (!s.ok()) return internal_error("warm-up decode failed: " + s.message());
   return ok_status();
 }
 
@@ -135,18 +196,7 @@ json WorkerServer::model_info() const {
 
 json WorkerServer::memory_info() {
   // Pss: the worker's own pages plus its share of the mapped model file (design §5).
-  std::ifstream in("/proc/self/smaps_rollup");
-  std::string key;
-  while (in >> key) {
-    if (key == "Pss:") {
-      uint64_t kb = 0;
-      in >> kb;
-      return {{"CPU", kb * 1024}};
-    }
-    std::string rest;
-    std::getline(in, rest);
-  }
-  return {{"CPU", 0}};
+  return {{"CPU", read_process_memory().pss}};
 }
 
 ChatTemplateContext WorkerServer::template_context() const {
@@ -210,7 +260,15 @@ void WorkerServer::register_routes(http::Server& server) {
             {"default_generation_settings",
              {{"n_ctx", engine_->n_ctx_slot()},
               {"params", {{"temperature", 0.8}, {"top_k", 40}, {"top_p", 0.95}, {"min_p", 0.05}}}}},
-            {"modalities", {{"vision", false}, {"audio", false}}}};
+            {"modalities", {{"vision", false}, {"audio", false}}},
+            // Bytes. measured: Pss after the load's warm-up decode (what the router counts);
+            // rss_growth: VmRSS after minus before the load.
+            {"memory",
+             {{"plan", plan_json_},
+              {"measured", {{"CPU", after_load_.pss}}},
+              {"rss", {{"CPU", after_load_.rss}}},
+              {"rss_growth",
+               {{"CPU", after_load_.rss - std::min(after_load_.rss, before_load_.rss)}}}}}};
         res->send(json_response(200, props));
       }));
 
@@ -360,6 +418,8 @@ void WorkerServer::handle_generate(http::Request req, std::shared_ptr<http::Resp
     gen->completion_stream = std::make_unique<CompletionStream>(gen->meta, stream.include_usage);
   }
   gen->choices.resize(prompts.size());
+  gen->logprobs = sampling.logprobs;
+  gen->token_logprobs.resize(prompts.size());
   gen->pending = prompts.size();
   for (size_t i = 0; i < prompts.size(); ++i) gen->holdbacks.emplace_back(sampling.stop);
 
@@ -369,9 +429,12 @@ void WorkerServer::handle_generate(http::Request req, std::shared_ptr<http::Resp
     task->prompt = std::move(prompts[i]);
     task->sampling = sampling;
     Generation* g = gen.get();
-    task->on_token = [g, i](engine::TokenId, std::string_view piece) {
+    task->on_token = [g, i](engine::TokenId, std::string_view piece, const TokenLogprob* lp) {
       TextHoldback& hb = g->holdbacks[i];
       std::string text = hb.feed(piece);
+      if (lp != nullptr) {
+        (g->stream ? g->unsent_logprobs : g->token_logprobs[i]).push_back(*lp);
+      }
       if (g->stream) {
         std::string frame = g->stream_delta(text);
         if (!frame.empty()) g->res->write(std::move(frame));
@@ -392,6 +455,7 @@ void WorkerServer::handle_generate(http::Request req, std::shared_ptr<http::Resp
         if (!r.status.ok() && gen->error.ok()) gen->error = r.status;
         gen->choices[i].text += tail;
         gen->choices[i].finish = finish;
+        if (!gen->stream) gen->choices[i].logprobs = gen->logprobs_json(gen->token_logprobs[i]);
         gen->usage.prompt_tokens += r.prompt_tokens;
         gen->usage.completion_tokens += r.completion_tokens;
         last = --gen->pending == 0;
@@ -408,10 +472,12 @@ void WorkerServer::handle_generate(http::Request req, std::shared_ptr<http::Resp
         }
         switch (gen->kind) {
           case kChat:
-            gen->res->write(gen->chat_stream->finish(tail, finish, gen->usage));
+            gen->res->write(
+                gen->chat_stream->finish(tail, finish, gen->usage, gen->take_unsent_logprobs()));
             break;
           case kCompletions:
-            gen->res->write(gen->completion_stream->finish(tail, finish, gen->usage));
+            gen->res->write(gen->completion_stream->finish(tail, finish, gen->usage, 0,
+                                                           gen->take_unsent_logprobs()));
             break;
           default: {
             NativeResult nr;
@@ -421,6 +487,7 @@ void WorkerServer::handle_generate(http::Request req, std::shared_ptr<http::Resp
             nr.stopping_word = hb.matched_stop();
             nr.usage = gen->usage;
             nr.truncated = r.truncated;
+            nr.probabilities = gen->take_unsent_logprobs();
             gen->res->write(native_stream_finish(gen->model, nr));
           }
         }
@@ -430,8 +497,9 @@ void WorkerServer::handle_generate(http::Request req, std::shared_ptr<http::Resp
       if (!error.ok()) return void(gen->res->send(error_response(error)));
       switch (gen->kind) {
         case kChat:
-          gen->res->send(json_response(
-              200, chat_completion_json(gen->meta, gen->choices[0].text, finish, gen->usage)));
+          gen->res->send(
+              json_response(200, chat_completion_json(gen->meta, gen->choices[0].text, finish,
+                                                      gen->usage, gen->choices[0].logprobs)));
           break;
         case kCompletions:
           gen->res->send(
@@ -445,6 +513,7 @@ void WorkerServer::handle_generate(http::Request req, std::shared_ptr<http::Resp
           nr.stopping_word = hb.matched_stop();
           nr.usage = gen->usage;
           nr.truncated = r.truncated;
+          nr.probabilities = gen->choices[0].logprobs;
           gen->res->send(json_response(200, native_completion_json(gen->model, nr)));
         }
       }

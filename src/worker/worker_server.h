@@ -8,6 +8,10 @@
 // Generation goes through a SlotEngine (continuous batching over -np slots); a client that
 // disconnects cancels its task at once. --api-key guards everything but /health.
 //
+// Loading maps the weights, prefaults every page of them and runs one warm-up decode, so the
+// footprint measured then (/props "memory": plan, measured Pss, RSS growth over the load) is
+// the one the worker holds while serving (design §5).
+//
 // Thread-safety: register_routes() before the server listens; load() once from one thread;
 // handlers run on the server's io threads concurrently; shutdown_engine() after the HTTP server
 // has drained.
@@ -23,6 +27,7 @@
 #include "engine/model.h"
 #include "http/server.h"
 #include "worker/chat_template.h"
+#include "worker/footprint.h"
 #include "worker/slot_engine.h"
 
 namespace hangar::worker {
@@ -61,6 +66,8 @@ class WorkerServer {
   void handle_generate(http::Request req, std::shared_ptr<http::Responder> res, int kind);
   void handle_embeddings(http::Request req, std::shared_ptr<http::Responder> res, bool native);
   ChatTemplateContext template_context() const;
+  // Decodes one token in sequence 0 and forgets it.
+  Status warm_up();
 
   WorkerOptions options_;
   int64_t created_ = 0;
@@ -70,6 +77,11 @@ class WorkerServer {
   std::unique_ptr<engine::Context> context_;
   std::unique_ptr<SlotEngine> engine_;
   std::unique_ptr<ChatTemplate> template_;
+  // Set once by load() before ready_ turns true: the plan for these options (bytes per part),
+  // and the process memory before the load and after the warm-up decode.
+  nlohmann::json plan_json_;
+  ProcessMemory before_load_;
+  ProcessMemory after_load_;
 };
 
 }  // namespace hangar::worker

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "gguf/gguf.h"
 #include "gguf/model_maker.h"
 #include "support/test_support.h"
@@ -10,7 +12,13 @@ namespace hangar::estimate {
 namespace {
 
 std::unique_ptr<gguf::GgufFile> make(const gguf::ModelSpec& spec, const std::string& name) {
-  static const std::string dir = hangar::testing::make_temp_dir("estimate");
+  // One folder per test process, removed at exit.
+  struct TempDir {
+    std::string path = hangar::testing::make_temp_dir("estimate");
+    ~TempDir() { std::filesystem::remove_all(path); }
+  };
+  static const TempDir temp;
+  const std::string& dir = temp.path;
   const std::string path = dir + "/" + name + ".gguf";
   EXPECT_TRUE(gguf::write_model(spec, path).ok());
   auto f = gguf::GgufFile::open(path);
@@ -48,7 +56,7 @@ TEST(MemoryPlanTest, KvCacheFollowsTheFormulaAndWeightsAreTensorBytes) {
   for (const auto& t : f->tensors()) bytes += t.bytes;
   EXPECT_EQ(cpu.weights, bytes);
   EXPECT_GT(cpu.compute, 0u);
-  EXPECT_EQ(cpu.overhead, kProcessOverheadBytes);
+  EXPECT_EQ(cpu.overhead, kProcessOverheadBytes + header_heap_bytes(*f));
   EXPECT_EQ(plan->total(), cpu.weights + cpu.kv_cache + cpu.compute + cpu.overhead);
 }
 
@@ -76,6 +84,28 @@ TEST(MemoryPlanTest, LargerBatchNeedsMoreComputeOnly) {
   ASSERT_TRUE(small.ok() && large.ok());
   EXPECT_LT(small->devices[0].compute, large->devices[0].compute);
   EXPECT_EQ(small->devices[0].kv_cache, large->devices[0].kv_cache);
+}
+
+}  // namespace
+}  // namespace hangar::estimate
+
+namespace hangar::estimate {
+namespace {
+
+TEST(MemoryPlanTest, HeaderHeapGrowsWithTheVocabulary) {
+  gguf::ModelSpec small_spec = spec();
+  gguf::ModelSpec large_spec = spec();
+  large_spec.n_vocab = 3000;
+  auto small = make(small_spec, "vocab1000");
+  auto large = make(large_spec, "vocab3000");
+  ASSERT_TRUE(small && large);
+  ASSERT_NE(large->get_array("tokenizer.ggml.tokens"), nullptr);
+  const uint64_t grown = header_heap_bytes(*large) - header_heap_bytes(*small);
+  // At least the 2000 more tokens' tokenizer entries and their metadata values.
+  EXPECT_GE(grown, 2000 * (kTokenizerBytesPerToken + sizeof(gguf::Value)));
+  auto plan = plan_memory(*large, 256, 1);
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(plan->devices[0].overhead, kProcessOverheadBytes + header_heap_bytes(*large));
 }
 
 }  // namespace

@@ -164,3 +164,38 @@ TEST(OpenAiResponseTest, LogprobsShape) {
 
 }  // namespace
 }  // namespace hangar::worker
+
+namespace hangar::worker {
+namespace {
+
+TEST(CompletionLogprobsJsonTest, LegacyShapeListsTokensLogprobsAlternativesAndByteOffsets) {
+  std::vector<TokenLogprob> tokens = {{"He", -0.5f, {{"He", -0.5f}, {"A", -1.5f}}},
+                                      {"llo", -0.25f, {{"llo", -0.25f}, {"y", -2.0f}}}};
+  const nlohmann::json j = completion_logprobs_json(tokens, 10);
+  EXPECT_EQ(j["tokens"], nlohmann::json::array({"He", "llo"}));
+  EXPECT_EQ(j["token_logprobs"], nlohmann::json::array({-0.5, -0.25}));
+  EXPECT_EQ(j["top_logprobs"][0]["A"], -1.5);
+  EXPECT_EQ(j["top_logprobs"][1]["y"], -2.0);
+  EXPECT_EQ(j["text_offset"], nlohmann::json::array({10, 12}));
+}
+
+TEST(NativeCompletionJsonTest, ProbabilitiesAppearOnlyWhenAskedFor) {
+  NativeResult r;
+  r.content = "hi";
+  EXPECT_FALSE(native_completion_json("m", r).contains("completion_probabilities"));
+  r.probabilities = nlohmann::json::array({{{"token", "hi"}, {"logprob", -0.1}}});
+  EXPECT_EQ(native_completion_json("m", r)["completion_probabilities"][0]["token"], "hi");
+  const std::string frame = native_stream_delta("hi", r.probabilities);
+  EXPECT_NE(frame.find("\"completion_probabilities\""), std::string::npos) << frame;
+  EXPECT_EQ(native_stream_delta("hi").find("completion_probabilities"), std::string::npos);
+}
+
+TEST(CompletionStreamTest, ChunksCarryTheirLogprobs) {
+  CompletionStream s({"cmpl-x", 1, "m"}, false);
+  const std::string frame = s.delta("a", 0, nlohmann::json{{"tokens", {"a"}}});
+  EXPECT_NE(frame.find("\"logprobs\":{\"tokens\":[\"a\"]}"), std::string::npos) << frame;
+  EXPECT_NE(s.delta("b").find("\"logprobs\":null"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace hangar::worker

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <future>
 
 #include "support/test_support.h"
@@ -45,7 +46,7 @@ std::shared_ptr<Task> greedy_task(std::vector<engine::TokenId> prompt, int n,
   t->prompt = std::move(prompt);
   t->sampling.temperature = 0.0f;
   t->sampling.max_tokens = n;
-  t->on_token = [out](engine::TokenId id, std::string_view) {
+  t->on_token = [out](engine::TokenId id, std::string_view, const TokenLogprob*) {
     out->tokens.push_back(id);
     return true;
   };
@@ -90,7 +91,7 @@ TEST(SlotEngineTest, NewPromptJoinsTheRunningBatchWithoutChangingAnswers) {
   auto task_b = greedy_task(prompt_b, 12, out_b, &done_b);
   auto task_a = greedy_task(prompt_a, 12, out_a, &done_a);
   Status submit_b;
-  task_a->on_token = [&, out_a](engine::TokenId id, std::string_view) {
+  task_a->on_token = [&, out_a](engine::TokenId id, std::string_view, const TokenLogprob*) {
     if (out_a->tokens.empty()) submit_b = eng.submit(task_b);
     out_a->tokens.push_back(id);
     return true;
@@ -118,7 +119,7 @@ TEST(SlotEngineTest, CancelledTaskLeavesItsSlotAndTheNextRuns) {
   first->sampling.max_tokens = 100;
   int seen = 0;
   Task* raw = first.get();
-  first->on_token = [&, raw](engine::TokenId, std::string_view) {
+  first->on_token = [&, raw](engine::TokenId, std::string_view, const TokenLogprob*) {
     if (++seen == 3) raw->cancelled.store(true);  // the client went away
     return true;
   };
@@ -172,6 +173,53 @@ TEST(SlotEngineTest, EmbeddingIsUnitLength) {
   double norm = 0;
   for (float v : r.embedding) norm += double(v) * v;
   EXPECT_NEAR(norm, 1.0, 1e-4);
+}
+
+}  // namespace
+}  // namespace hangar::worker
+
+namespace hangar::worker {
+namespace {
+
+TEST(SlotEngineLogprobsTest, GreedyTokenIsTheMostLikelyAlternativeAndProbabilitiesSumBelowOne) {
+  HANGAR_REQUIRE_FIXTURES();
+  Loaded l = load(fixtures, 1);
+  ASSERT_TRUE(l.context);
+  SlotEngine eng(*l.model, *l.context, 1);
+  auto lps = std::make_shared<std::vector<TokenLogprob>>();
+  auto out = std::make_shared<Outcome>();
+  std::promise<void> done;
+  auto t = greedy_task({1, 450, 4996, 17354, 1701}, 5, out, &done);
+  t->sampling.logprobs = true;
+  t->sampling.top_logprobs = 4;
+  t->on_token = [out, lps](engine::TokenId id, std::string_view piece, const TokenLogprob* lp) {
+    out->tokens.push_back(id);
+    EXPECT_NE(lp, nullptr);
+    if (lp != nullptr) {
+      EXPECT_EQ(lp->token, piece);
+      lps->push_back(*lp);
+    }
+    return true;
+  };
+  ASSERT_TRUE(eng.submit(t).ok());
+  ASSERT_EQ(done.get_future().wait_for(kHang), std::future_status::ready);
+  ASSERT_EQ(lps->size(), out->tokens.size());
+  ASSERT_FALSE(lps->empty());
+  for (const TokenLogprob& lp : *lps) {
+    ASSERT_EQ(lp.top.size(), 4u);
+    EXPECT_EQ(lp.top[0].first, lp.token);
+    EXPECT_FLOAT_EQ(lp.top[0].second, lp.logprob);
+    double p = 0;
+    for (size_t k = 0; k < lp.top.size(); ++k) {
+      if (k > 0) {
+        EXPECT_GE(lp.top[k - 1].second, lp.top[k].second);
+      }
+      EXPECT_LE(lp.top[k].second, 0.0f);
+      p += std::exp(static_cast<double>(lp.top[k].second));
+    }
+    EXPECT_LE(p, 1.0 + 1e-5);
+    EXPECT_GT(p, 0.0);
+  }
 }
 
 }  // namespace
