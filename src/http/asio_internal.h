@@ -34,7 +34,8 @@ namespace beast = boost::beast;
 using tcp = asio::ip::tcp;
 using Strand = asio::strand<asio::io_context::executor_type>;
 
-// The io_context behind a Server (valid from construction until the Server is destroyed).
+// The Server's first io_context (its acceptor, post() and run_after() run there; valid from
+// construction until the Server is destroyed). Connections are spread over all of them.
 asio::io_context& io_context_of(Server& server);
 
 // Implemented by the server's own Responder: the strand its connection runs on, so forward()

@@ -366,7 +366,10 @@ bool TimerHandle::done() const {
 }
 
 struct Server::Impl {
-  explicit Impl(ServerOptions o) : options(std::move(o)) {}
+  explicit Impl(ServerOptions o) : options(std::move(o)) {
+    const int n = std::max(1, options.threads);
+    for (int i = 0; i < n; ++i) iocs.push_back(std::make_unique<internal::asio::io_context>(1));
+  }
 
   ServerOptions options;
   std::map<std::pair<std::string, std::string>, Handler> routes;  // (method, path); before listen
@@ -387,14 +390,25 @@ struct Server::Impl {
 
   std::shared_ptr<internal::Liveness> liveness = std::make_shared<internal::Liveness>();
 
-  // Declared after everything the connections touch when they are destroyed, so it is
-  // destroyed first (pending coroutine frames die with it).
-  internal::asio::io_context ioc;
+  // One io_context per io thread. A connection, its timers and the upstream connections its
+  // requests are forwarded on all live on one of them, so a request is served without waking
+  // another thread (one shared io_context with 2 threads added ~30 us per proxied request).
+  // Declared after everything the connections touch when they are destroyed, so they are
+  // destroyed first (pending coroutine frames die with them).
+  std::vector<std::unique_ptr<internal::asio::io_context>> iocs;  // [max(1, threads)]
+  std::atomic<size_t> next_ioc{0};
   std::optional<internal::tcp::acceptor> acceptor;  // used on acceptor_strand only
   std::optional<internal::Strand> acceptor_strand;
-  std::optional<internal::asio::executor_work_guard<internal::asio::io_context::executor_type>>
+  std::vector<internal::asio::executor_work_guard<internal::asio::io_context::executor_type>>
       work;
   std::vector<std::thread> threads;
+
+  // The acceptor, post() and run_after() run here.
+  internal::asio::io_context& main_ioc() { return *iocs.front(); }
+  // New connections are spread over the io_contexts in turn.
+  internal::asio::io_context& next_connection_ioc() {
+    return *iocs[next_ioc.fetch_add(1, std::memory_order_relaxed) % iocs.size()];
+  }
 
   void dispatch(Request request, std::shared_ptr<Responder> responder) {
     // Our handlers do not throw, but one that does must not take the io thread down.
@@ -426,8 +440,8 @@ struct Server::Impl {
       std::lock_guard lock(liveness->mu);
       liveness->alive = false;
     }
-    work.reset();
-    ioc.stop();
+    work.clear();
+    for (auto& ioc : iocs) ioc->stop();
     for (auto& t : threads) t.join();
     threads.clear();
   }
@@ -718,7 +732,7 @@ void Exchange::notify_locked() {
 asio::awaitable<void> accept_loop(Server::Impl* server) {
   beast::error_code ec;
   while (true) {
-    Connection::Socket socket(asio::make_strand(server->ioc));
+    Connection::Socket socket(asio::make_strand(server->next_connection_ioc()));
     co_await server->acceptor->async_accept(socket, redirect_error(use_awaitable, ec));
     if (ec) {
       if (ec == asio::error::operation_aborted || !server->acceptor->is_open()) co_return;
@@ -739,7 +753,7 @@ asio::awaitable<void> accept_loop(Server::Impl* server) {
 
 }  // namespace
 
-asio::io_context& io_context_of(Server& server) { return server.impl().ioc; }
+asio::io_context& io_context_of(Server& server) { return server.impl().main_ioc(); }
 
 bool is_hop_by_hop(std::string_view name) {
   static constexpr std::string_view kHop[] = {"Connection", "Keep-Alive", "Transfer-Encoding",
@@ -782,7 +796,7 @@ StatusOr<uint16_t> Server::listen() {
                                               ec.message()));
   }
   tcp::endpoint endpoint(address, o.port);
-  impl_->acceptor_strand.emplace(asio::make_strand(impl_->ioc));
+  impl_->acceptor_strand.emplace(asio::make_strand(impl_->main_ioc()));
   impl_->acceptor.emplace(*impl_->acceptor_strand);
   auto& acc = *impl_->acceptor;
   acc.open(endpoint.protocol(), ec);
@@ -796,11 +810,10 @@ StatusOr<uint16_t> Server::listen() {
   }
   impl_->port = acc.local_endpoint(ec).port();
   impl_->listening = true;
-  impl_->work.emplace(impl_->ioc.get_executor());
+  for (auto& ioc : impl_->iocs) impl_->work.emplace_back(ioc->get_executor());
   asio::co_spawn(*impl_->acceptor_strand, internal::accept_loop(impl_.get()), asio::detached);
-  int n = std::max(1, o.threads);
-  for (int i = 0; i < n; ++i) {
-    impl_->threads.emplace_back([impl = impl_.get()] { impl->ioc.run(); });
+  for (auto& ioc : impl_->iocs) {
+    impl_->threads.emplace_back([ioc = ioc.get()] { ioc->run(); });
   }
   spdlog::debug("http: listening on {}:{}", o.host, impl_->port.load());
   return impl_->port.load();
@@ -855,7 +868,7 @@ bool Server::drain(std::chrono::milliseconds timeout) {
 void Server::post(std::function<void()> fn) {
   std::lock_guard lock(impl_->liveness->mu);
   if (!impl_->liveness->alive) return;
-  internal::asio::post(impl_->ioc, std::move(fn));
+  internal::asio::post(impl_->main_ioc(), std::move(fn));
 }
 
 TimerHandle Server::run_after(std::chrono::milliseconds delay, std::function<void()> fn) {
@@ -863,7 +876,7 @@ TimerHandle Server::run_after(std::chrono::milliseconds delay, std::function<voi
   state->fn = std::move(fn);
   std::lock_guard lock(impl_->liveness->mu);
   if (!impl_->liveness->alive) return TimerHandle(state);
-  auto timer = std::make_shared<internal::asio::steady_timer>(impl_->ioc, delay);
+  auto timer = std::make_shared<internal::asio::steady_timer>(impl_->main_ioc(), delay);
   timer->async_wait([timer, state](const boost::system::error_code& ec) {
     std::function<void()> fn;
     {

@@ -26,7 +26,8 @@ using asio::use_awaitable;
 constexpr uint64_t kWholeBodyLimit = 1024 * 1024;
 
 struct UpstreamConnection {
-  explicit UpstreamConnection(asio::io_context& ioc) : socket(ioc) {}
+  explicit UpstreamConnection(asio::io_context& io) : ioc(&io), socket(io) {}
+  asio::io_context* ioc;  // the io thread its socket runs on
   tcp::socket socket;
   beast::flat_buffer buffer;  // bytes read past the previous response (normally none)
 };
@@ -49,12 +50,16 @@ struct Upstream::Impl {
   std::atomic<uint64_t> opened{0};
   std::atomic<uint64_t> requests{0};
 
-  std::unique_ptr<UpstreamConnection> take_idle() {
+  // An idle connection on `io` (a forward uses only connections of its own io thread).
+  std::unique_ptr<UpstreamConnection> take_idle(asio::io_context& io) {
     std::lock_guard lock(mu);
-    if (idle.empty()) return nullptr;
-    auto c = std::move(idle.back());
-    idle.pop_back();
-    return c;
+    for (size_t i = idle.size(); i-- > 0;) {
+      if (idle[i]->ioc != &io) continue;
+      auto c = std::move(idle[i]);
+      idle.erase(idle.begin() + static_cast<std::ptrdiff_t>(i));
+      return c;
+    }
+    return nullptr;
   }
 
   void give_back(std::unique_ptr<UpstreamConnection> c) {
@@ -154,10 +159,12 @@ std::string serialize_request_head(const Request& r, const std::string& host_por
 }
 
 struct ForwardState : std::enable_shared_from_this<ForwardState> {
-  ForwardState(Strand s, asio::io_context& ioc)
-      : strand(std::move(s)), signal(strand), deadline(ioc) {}
+  explicit ForwardState(Strand s)
+      : strand(std::move(s)), ioc(strand.get_inner_executor().context()), signal(strand),
+        deadline(strand) {}
 
   Strand strand;
+  asio::io_context& ioc;        // the strand's: sockets and timers stay on its thread
   asio::steady_timer signal;    // wakes the coroutine (drained / client gone); on strand
   asio::steady_timer deadline;  // connect and read timeouts
   Request request;
@@ -224,14 +231,14 @@ asio::awaitable<void> run_forward(std::shared_ptr<ForwardState> st) {
 
   for (int attempt = 0; attempt < 2 && !st->client_gone; ++attempt) {
     failure = ok_status();
-    st->conn = up.take_idle();
+    st->conn = up.take_idle(st->ioc);
     bool reused = st->conn != nullptr;
     if (!reused) {
-      st->conn = std::make_unique<UpstreamConnection>(up.ioc);
+      st->conn = std::make_unique<UpstreamConnection>(st->ioc);
       tcp::endpoint ep;
       auto addr = asio::ip::make_address(up.host, ec);
       if (ec) {
-        tcp::resolver resolver(up.ioc);
+        tcp::resolver resolver(st->ioc);
         auto results = co_await resolver.async_resolve(up.host, std::to_string(up.port),
                                                        redirect_error(use_awaitable, ec));
         if (ec || results.empty()) {
@@ -425,7 +432,7 @@ void forward(Request request, std::shared_ptr<Responder> responder,
     }
     return asio::make_strand(ioc);
   }();
-  auto st = std::make_shared<ForwardState>(strand, ioc);
+  auto st = std::make_shared<ForwardState>(strand);
   st->request = std::move(request);
   st->responder = std::move(responder);
   st->upstream = std::move(upstream);

@@ -122,7 +122,10 @@ TEST_F(RouterHarness, CrashMidStreamEndsTheStreamAndTheNextRequestReloads) {
   StreamClient stream(url("/v1/chat/completions"), body);
   // Causal: the first chunk reached us; then let the worker go on and die.
   ASSERT_TRUE(stream.wait_for_text("fragile"));
-  EXPECT_EQ(post("/tokenize", {{"model", "fragile"}, {"fake_release", "crash"}}).status, 200);
+  // The release request itself may lose its answer: the worker dies as soon as the gate opens,
+  // possibly before it has written the reply (then the router answers 502 for it).
+  const int release = post("/tokenize", {{"model", "fragile"}, {"fake_release", "crash"}}).status;
+  EXPECT_TRUE(release == 200 || release == 502) << release;
   stream.join();
   const std::string text = stream.body();
   EXPECT_NE(text.find("fragile"), std::string::npos) << text;  // the first chunks arrived

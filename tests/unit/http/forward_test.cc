@@ -173,9 +173,12 @@ TEST_F(ForwardTest, ReusesPooledUpstreamConnections) {
     EXPECT_EQ(r->body, "{\"status\":\"ok\"}");
     wait_result(static_cast<size_t>(i + 1));
   }
-  EXPECT_EQ(worker_->stats().accepted_connections, 1u);
-  EXPECT_EQ(upstream_->stats().connections_opened, 1u);
-  EXPECT_EQ(upstream_->stats().idle_connections, 1u);
+  // One pooled connection per proxy io thread (2 here): a forward only uses connections of its
+  // own thread. Ten requests, at most two connections.
+  EXPECT_LE(worker_->stats().accepted_connections, 2u);
+  EXPECT_GE(worker_->stats().accepted_connections, 1u);
+  EXPECT_EQ(upstream_->stats().connections_opened, worker_->stats().accepted_connections);
+  EXPECT_EQ(upstream_->stats().idle_connections, upstream_->stats().connections_opened);
 }
 
 TEST_F(ForwardTest, RetriesOnceWhenThePooledConnectionWasClosedByTheWorker) {
