@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -95,9 +96,32 @@ class WorkerProcess {
     return exit_code_;
   }
 
- private:
-  // The next event line, or null on EOF or after kHangMs.
-  json next_event() {
+  // Closes our end of the control socket, as a dying router would.
+  void close_control() {
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+  }
+
+  // Waits for the exit without signalling: up to `timeout_ms` (then -2), else the exit code
+  // (-1 for a signal death). Polls a pidfd, so it wakes the moment the process is gone.
+  int wait_exit(int timeout_ms = kHangMs) {
+    if (pid_ <= 0 || reaped_) return exit_code_;
+    const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid_, 0));
+    if (pidfd < 0) return -1;
+    pollfd p{pidfd, POLLIN, 0};
+    const int ready = poll(&p, 1, timeout_ms);
+    close(pidfd);
+    if (ready <= 0) return -2;
+    int status = 0;
+    if (waitpid(pid_, &status, 0) != pid_) return -1;
+    reaped_ = true;
+    close_control();
+    exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return exit_code_;
+  }
+
+  // The next event line, or null on EOF or after `timeout_ms`.
+  json next_event(int timeout_ms = kHangMs) {
     for (;;) {
       size_t nl = buf_.find('\n');
       if (nl != std::string::npos) {
@@ -106,7 +130,7 @@ class WorkerProcess {
         return json::parse(line, nullptr, false);
       }
       pollfd p{fd_, POLLIN, 0};
-      if (poll(&p, 1, kHangMs) <= 0) return nullptr;
+      if (poll(&p, 1, timeout_ms) <= 0) return nullptr;
       char tmp[4096];
       ssize_t n = read(fd_, tmp, sizeof tmp);
       if (n <= 0) return nullptr;
@@ -114,6 +138,7 @@ class WorkerProcess {
     }
   }
 
+ private:
   pid_t pid_ = -1;
   int fd_ = -1;
   int port_ = 0;
