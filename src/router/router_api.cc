@@ -39,6 +39,28 @@ Response scheduling_error(const Status& s) {
   }
 }
 
+// The body of /models/load and /models/unload: a JSON object whose "model" names a model of
+// `reg`. Otherwise answers the error on `r` and returns nullptr.
+const ModelConfig* model_of_body(const Request& req, const Registry& reg, json* body,
+                                 Responder& r) {
+  try {
+    *body = json::parse(req.body);
+  } catch (const json::exception& e) {
+    r.send(bad_request(std::string("request body is not valid JSON: ") + e.what()));
+    return nullptr;
+  }
+  if (!body->is_object() || !body->contains("model") || !(*body)["model"].is_string()) {
+    r.send(bad_request("field 'model' (a string) is required"));
+    return nullptr;
+  }
+  const std::string name = (*body)["model"].get<std::string>();
+  const ModelConfig* m = reg.resolve(name);
+  if (m == nullptr) {
+    r.send(http::error_response(404, "model '" + name + "' not found", "not_found_error"));
+  }
+  return m;
+}
+
 }  // namespace
 
 bool Router::Impl::authorized(const Request& req) const {
@@ -212,19 +234,10 @@ void Router::Impl::install_routes() {
   server->route("GET", "/v1/models", guard(list_models));
 
   server->route("POST", "/models/load", guard([this](Request req, std::shared_ptr<Responder> r) {
-    std::string error;
     json body;
-    try {
-      body = json::parse(req.body);
-    } catch (const json::exception& e) {
-      r->send(bad_request(std::string("request body is not valid JSON: ") + e.what()));
-      return;
-    }
-    if (!body.is_object() || !body.contains("model") || !body["model"].is_string()) {
-      r->send(bad_request("field 'model' (a string) is required"));
-      return;
-    }
-    const std::string name = body["model"].get<std::string>();
+    auto reg = registry();
+    const ModelConfig* m = model_of_body(req, *reg, &body, *r);
+    if (m == nullptr) return;
     bool wait = false;
     if (body.contains("wait")) {
       if (!body["wait"].is_boolean()) {
@@ -232,12 +245,6 @@ void Router::Impl::install_routes() {
         return;
       }
       wait = body["wait"].get<bool>();
-    }
-    auto reg = registry();
-    const ModelConfig* m = reg->resolve(name);
-    if (m == nullptr) {
-      r->send(http::error_response(404, "model '" + name + "' not found", "not_found_error"));
-      return;
     }
     const std::string id = m->id;
     if (!wait) {
@@ -277,23 +284,9 @@ void Router::Impl::install_routes() {
 
   server->route("POST", "/models/unload", guard([this](Request req, std::shared_ptr<Responder> r) {
     json body;
-    try {
-      body = json::parse(req.body);
-    } catch (const json::exception& e) {
-      r->send(bad_request(std::string("request body is not valid JSON: ") + e.what()));
-      return;
-    }
-    if (!body.is_object() || !body.contains("model") || !body["model"].is_string()) {
-      r->send(bad_request("field 'model' (a string) is required"));
-      return;
-    }
-    const std::string name = body["model"].get<std::string>();
     auto reg = registry();
-    const ModelConfig* m = reg->resolve(name);
-    if (m == nullptr) {
-      r->send(http::error_response(404, "model '" + name + "' not found", "not_found_error"));
-      return;
-    }
+    const ModelConfig* m = model_of_body(req, *reg, &body, *r);
+    if (m == nullptr) return;
     Status s = scheduler.unload(m->id);
     if (!s.ok()) {
       r->send(bad_request(s.message()));
