@@ -19,6 +19,16 @@ json bytes_of(std::string_view s) {
 
 bool is_valid_utf8(std::string_view s) { return sanitize_utf8(s) == s; }
 
+// The last chunk of a stream asked for with stream_options.include_usage: no choices, the usage.
+std::string usage_frame(const ResponseMeta& meta, const char* object, const Usage& usage) {
+  return sse_frame({{"id", meta.id},
+                    {"object", object},
+                    {"created", meta.created},
+                    {"model", meta.model},
+                    {"choices", json::array()},
+                    {"usage", usage.to_json()}});
+}
+
 }  // namespace
 
 std::string_view finish_reason_name(FinishReason reason) {
@@ -150,14 +160,7 @@ std::string ChatStream::delta(std::string_view text, const json& logprobs) {
 std::string ChatStream::finish(std::string_view text, FinishReason reason, const Usage& usage,
                                const json& logprobs) {
   std::string out = sse_frame(chunk(text, finish_reason_name(reason), logprobs));
-  if (include_usage_) {
-    out += sse_frame({{"id", meta_.id},
-                      {"object", "chat.completion.chunk"},
-                      {"created", meta_.created},
-                      {"model", meta_.model},
-                      {"choices", json::array()},
-                      {"usage", usage.to_json()}});
-  }
+  if (include_usage_) out += usage_frame(meta_, "chat.completion.chunk", usage);
   out += sse_done();
   return out;
 }
@@ -182,14 +185,7 @@ std::string CompletionStream::delta(std::string_view text, int index, const json
 std::string CompletionStream::finish(std::string_view text, FinishReason reason, const Usage& usage,
                                      int index, const json& logprobs) {
   std::string out = sse_frame(chunk(text, index, finish_reason_name(reason), logprobs));
-  if (include_usage_) {
-    out += sse_frame({{"id", meta_.id},
-                      {"object", "text_completion"},
-                      {"created", meta_.created},
-                      {"model", meta_.model},
-                      {"choices", json::array()},
-                      {"usage", usage.to_json()}});
-  }
+  if (include_usage_) out += usage_frame(meta_, "text_completion", usage);
   out += sse_done();
   return out;
 }
