@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cli/command.h"
+#include "common/signals.h"
 #include "router/router.h"
 
 namespace hangar::cli {
@@ -46,12 +47,7 @@ int serve(ServeFlags& f, const std::vector<std::string>& extras) {
     if (!item.empty()) f.options.preload.push_back(item);
   }
   // SIGINT/SIGTERM are taken with sigwait below: block them before any thread starts.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  const sigset_t stop_signals = block_stop_signals();
 
   auto created = router::Router::create(f.options);
   if (!created.ok()) {

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <thread>
 
+#include "common/signals.h"
 #include "worker/api_error.h"
 
 namespace hangar::worker {
@@ -53,12 +54,7 @@ int run_worker(const RunOptions& o) {
   prctl(PR_SET_PDEATHSIG, SIGTERM);
   // Signals arrive through a signalfd in the poll loop below; block them in every thread
   // (threads created later inherit the mask).
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  const sigset_t set = block_stop_signals();
   const int sfd = signalfd(-1, &set, SFD_CLOEXEC);
   const int efd = eventfd(0, EFD_CLOEXEC);
   if (sfd < 0 || efd < 0) {
