@@ -16,13 +16,13 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 
+#include <memory>
 #include <optional>
 
 #include "http/server.h"
@@ -32,20 +32,71 @@ namespace hangar::http::internal {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 using tcp = asio::ip::tcp;
-using Strand = asio::strand<asio::io_context::executor_type>;
+// The executor of one io thread's event loop. Every io_context here is run by exactly one
+// thread, so its executor already serializes what runs on it, like a strand, without a strand's
+// extra queue hop on every completion (each hop costs an event-loop round and an epoll_wait).
+using Loop = asio::io_context::executor_type;
 
 // The Server's first io_context (its acceptor, post() and run_after() run there; valid from
 // construction until the Server is destroyed). Connections are spread over all of them.
 asio::io_context& io_context_of(Server& server);
 
-// Implemented by the server's own Responder: the strand its connection runs on, so forward()
+// Implemented by the server's own Responder: the loop its connection runs on, so forward()
 // can run its coroutine there and write to the client with no thread hop.
-class StrandBound {
+class LoopBound {
  public:
-  virtual ~StrandBound() = default;
-  // nullopt once the connection is gone. Holds no strand itself: a strand must not outlive
-  // its io_context, and a Responder may outlive its Server.
-  virtual std::optional<Strand> strand() const = 0;
+  virtual ~LoopBound() = default;
+  // nullopt once the connection is gone. Holds no executor itself: an executor must not
+  // outlive its io_context, and a Responder may outlive its Server.
+  virtual std::optional<Loop> loop() const = 0;
+};
+
+// A wake-up for one coroutine on a loop, cheaper than a steady_timer used as a condition
+// (no timer queue, no timerfd system call). wait() completes at the next notify(); a notify()
+// with no waiter is lost, so a waiter checks its condition before waiting and again after (all
+// on the one loop thread, so nothing slips in between). Used on its loop only. A waiter keeps
+// its coroutine frame (and whatever that holds) alive until notified: the owner notifies when it
+// shuts down.
+class Signal {
+ public:
+  explicit Signal(Loop loop) : loop_(std::move(loop)) {}
+
+  template <typename CompletionToken>
+  auto wait(CompletionToken&& token) {
+    return asio::async_initiate<CompletionToken, void()>(
+        [this](auto handler) {
+          waiter_ = std::make_unique<Waiter<decltype(handler)>>(std::move(handler));
+        },
+        token);
+  }
+
+  bool has_waiter() const { return waiter_ != nullptr; }
+
+  // Resumes the waiter from the loop's queue.
+  void notify() {
+    if (waiter_) asio::post(loop_, [w = std::move(waiter_)]() { w->resume(); });
+  }
+
+  // Resumes the waiter here, before returning: saves a trip through the loop's queue. Only on
+  // the loop's thread, and only where the caller holds no lock the waiter might take.
+  void notify_here() {
+    if (auto w = std::move(waiter_)) w->resume();
+  }
+
+ private:
+  struct WaiterBase {
+    virtual ~WaiterBase() = default;
+    virtual void resume() = 0;
+  };
+  template <typename Handler>
+  struct Waiter final : WaiterBase {
+    explicit Waiter(Handler h) : handler(std::move(h)) {}
+    void resume() override { std::move(handler)(); }
+    Handler handler;
+  };
+
+  Loop loop_;
+  std::unique_ptr<WaiterBase> waiter_;
 };
 
 // True for hop-by-hop header names (RFC 9110 §7.6.1 plus Proxy-*), which a proxy drops.

@@ -1,5 +1,5 @@
 // The HTTP/1.1 server (see server.h): one reader and one writer coroutine per connection, both
-// on the connection's strand; the Exchange between a handler's Responder and the writer.
+// on the connection's io thread; the Exchange between a handler's Responder and the writer.
 
 #include "http/server.h"
 
@@ -70,7 +70,7 @@ bool status_has_no_body(int status) {
 class Connection;
 
 // The state of one request/response exchange, shared by the handler's Responder (any thread)
-// and the connection's writer (strand). All fields below mu_ are guarded by mu_.
+// and the connection's writer (its loop). All fields below mu_ are guarded by mu_.
 class Exchange {
  public:
   Exchange(std::weak_ptr<Connection> conn, std::shared_ptr<Liveness> liveness, bool keep_alive,
@@ -82,7 +82,7 @@ class Exchange {
         max_buffered_(max_buffered) {}
 
   bool send(Response r) {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
     if (phase_ != Phase::kIdle || closed_) return false;
     bool no_body = status_has_no_body(r.status);
     std::string bytes = serialize_head(r.status, r.headers, false,
@@ -92,11 +92,13 @@ class Exchange {
     phase_ = Phase::kDone;
     started_ = true;
     queue_locked(std::move(bytes));
+    lock.unlock();
+    notify();
     return true;
   }
 
   bool start(int status, Headers headers) {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
     if (phase_ != Phase::kIdle || closed_) return false;
     std::optional<uint64_t> length;
     if (auto cl = headers.get("Content-Length")) {
@@ -112,11 +114,13 @@ class Exchange {
     phase_ = (head_request_ || status_has_no_body(status)) ? Phase::kBodyless : Phase::kStreaming;
     started_ = true;
     queue_locked(serialize_head(status, headers, chunked_, length, keep_alive_));
+    lock.unlock();
+    notify();
     return true;
   }
 
   bool write(std::string chunk) {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
     if (closed_ || (phase_ != Phase::kStreaming && phase_ != Phase::kBodyless)) return false;
     if (chunk.empty() || phase_ == Phase::kBodyless) return true;
     if (buffered_ + chunk.size() > max_buffered_) {
@@ -126,7 +130,8 @@ class Exchange {
                    buffered_ + chunk.size(), max_buffered_);
       aborted_ = true;
       closed_ = true;
-      notify_locked();
+      lock.unlock();
+      notify();
       return false;
     }
     if (chunked_) {
@@ -141,27 +146,30 @@ class Exchange {
     } else {
       queue_locked(std::move(chunk));
     }
+    lock.unlock();
+    notify();
     return true;
   }
 
   void finish() {
-    std::lock_guard lock(mu_);
-    if (phase_ != Phase::kStreaming && phase_ != Phase::kBodyless) return;
-    bool chunked = chunked_ && phase_ == Phase::kStreaming;
-    phase_ = Phase::kDone;
-    if (closed_) return;
-    if (chunked) {
-      queue_locked("0\r\n\r\n");
-    } else {
-      notify_locked();
+    {
+      std::lock_guard lock(mu_);
+      if (phase_ != Phase::kStreaming && phase_ != Phase::kBodyless) return;
+      bool chunked = chunked_ && phase_ == Phase::kStreaming;
+      phase_ = Phase::kDone;
+      if (closed_) return;
+      if (chunked) queue_locked("0\r\n\r\n");
     }
+    notify();
   }
 
   void abort() {
-    std::lock_guard lock(mu_);
-    if (phase_ == Phase::kDone && pending_.empty()) return;  // already complete
-    aborted_ = true;
-    notify_locked();
+    {
+      std::lock_guard lock(mu_);
+      if (phase_ == Phase::kDone && pending_.empty()) return;  // already complete
+      aborted_ = true;
+    }
+    notify();
   }
 
   bool is_closed() const {
@@ -211,11 +219,12 @@ class Exchange {
     } else if (phase_ != Phase::kDone && !aborted_) {
       spdlog::error("http: a handler dropped its Responder mid-stream; aborting the response");
       aborted_ = true;
-      notify_locked();
+      lock.unlock();
+      notify();
     }
   }
 
-  // --- connection side, on the strand ---
+  // --- connection side, on the loop ---
 
   struct Output {
     std::vector<std::string> pieces;
@@ -282,8 +291,8 @@ class Exchange {
 
   bool keep_alive() const { return keep_alive_; }
 
-  // The connection's strand while the connection exists.
-  std::optional<Strand> strand() const;
+  // The connection's loop while the connection exists.
+  std::optional<Loop> loop() const;
 
  private:
   enum class Phase { kIdle, kStreaming, kBodyless, kDone };
@@ -291,9 +300,10 @@ class Exchange {
   void queue_locked(std::string bytes) {
     buffered_ += bytes.size();
     pending_.push_back(std::move(bytes));
-    notify_locked();
   }
-  void notify_locked();
+  // Wakes the connection's writer: at once when called on its loop, else through the loop's
+  // queue. Called without mu_ held (the writer takes it).
+  void notify();
 
   mutable std::mutex mu_;
   std::weak_ptr<Connection> conn_;             // guarded by mu_
@@ -315,7 +325,7 @@ class Exchange {
 };
 
 // The Responder a handler holds; dropping the last reference tells the Exchange.
-class ConnectionResponder final : public Responder, public StrandBound {
+class ConnectionResponder final : public Responder, public LoopBound {
  public:
   explicit ConnectionResponder(std::shared_ptr<Exchange> exchange)
       : exchange_(std::move(exchange)) {}
@@ -333,7 +343,7 @@ class ConnectionResponder final : public Responder, public StrandBound {
   void on_close(std::function<void()> fn) override { exchange_->on_close(std::move(fn)); }
   size_t buffered_bytes() const override { return exchange_->buffered_bytes(); }
   void on_drained(std::function<void()> fn) override { exchange_->on_drained(std::move(fn)); }
-  std::optional<Strand> strand() const override { return exchange_->strand(); }
+  std::optional<Loop> loop() const override { return exchange_->loop(); }
 
  private:
   std::shared_ptr<Exchange> exchange_;
@@ -397,8 +407,8 @@ struct Server::Impl {
   // destroyed first (pending coroutine frames die with them).
   std::vector<std::unique_ptr<internal::asio::io_context>> iocs;  // [max(1, threads)]
   std::atomic<size_t> next_ioc{0};
-  std::optional<internal::tcp::acceptor> acceptor;  // used on acceptor_strand only
-  std::optional<internal::Strand> acceptor_strand;
+  std::optional<internal::tcp::acceptor> acceptor;  // used on acceptor_loop only
+  std::optional<internal::Loop> acceptor_loop;
   std::vector<internal::asio::executor_work_guard<internal::asio::io_context::executor_type>>
       work;
   std::vector<std::thread> threads;
@@ -458,14 +468,15 @@ namespace {
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  using Socket = asio::basic_stream_socket<tcp, Strand>;
+  using Socket = asio::basic_stream_socket<tcp, Loop>;
 
   Connection(Server::Impl* server, Socket socket)
       : server_(server),
         socket_(std::move(socket)),
-        strand_(socket_.get_executor()),
-        wake_(strand_),
-        reader_wake_(strand_) {
+        loop_(socket_.get_executor()),
+        writer_signal_(loop_),
+        reader_signal_(loop_),
+        idle_timer_(loop_) {
     beast::error_code ec;
     socket_.set_option(tcp::no_delay(true), ec);  // small SSE frames go out at once
     auto ep = socket_.remote_endpoint(ec);
@@ -481,20 +492,32 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void start() {
     auto self = shared_from_this();
-    asio::co_spawn(strand_, [self]() { return self->run_reader(); }, asio::detached);
-    asio::co_spawn(strand_, [self]() { return self->run_writer(); }, asio::detached);
+    asio::co_spawn(loop_, [self]() { return self->run_reader(); }, asio::detached);
+    asio::co_spawn(loop_, [self]() { return self->run_writer(); }, asio::detached);
+    asio::dispatch(loop_, [self] {
+      self->idle_since_ = std::chrono::steady_clock::now();
+      self->arm_idle_timer(self->idle_since_ + self->server_->options.idle_timeout);
+    });
   }
 
-  const Strand& strand() const { return strand_; }
-  void wake() { wake_.cancel(); }
+  const Loop& loop() const { return loop_; }
+  // On the loop: response bytes are queued. Resumes a waiting writer here, so an answer given on
+  // this thread reaches the socket before the answering call returns (one trip through the
+  // loop's queue less per response).
+  void wake() {
+    bool was_inline = resumed_inline_;
+    resumed_inline_ = true;
+    writer_signal_.notify_here();
+    resumed_inline_ = was_inline;
+  }
 
-  // On the strand: the server stops. Idle connections close now, busy ones after the response.
+  // On the loop: the server stops. Idle connections close now, busy ones after the response.
   void on_server_stop() {
     stopping_ = true;
     if (!current_) close();
   }
 
-  // On the strand: close everything now (drain timed out).
+  // On the loop: close everything now (drain timed out).
   void force_close() {
     if (current_) current_->mark_closed();
     close();
@@ -514,20 +537,51 @@ class Connection : public std::enable_shared_from_this<Connection> {
     beast::error_code ec;
     socket_.shutdown(asio::socket_base::shutdown_both, ec);
     socket_.close(ec);
-    wake_.cancel();
-    reader_wake_.cancel();
+    writer_signal_.notify();
+    reader_signal_.notify();
+    idle_timer_.cancel();
+  }
+
+  // The idle timeout without a timer system call per request: the timer fires at the deadline
+  // it was armed for; a connection that was busy meanwhile re-arms it for its new deadline.
+  void arm_idle_timer(std::chrono::steady_clock::time_point deadline) {
+    idle_timer_.expires_at(deadline);
+    idle_timer_.async_wait([w = weak_from_this()](const beast::error_code& ec) {
+      if (ec) return;
+      if (auto self = w.lock()) self->on_idle_timer();
+    });
+  }
+
+  void on_idle_timer() {
+    if (closing_) return;
+    const auto now = std::chrono::steady_clock::now();
+    const auto timeout = server_->options.idle_timeout;
+    if (current_ || !pending_.empty()) {
+      arm_idle_timer(now + timeout);  // busy: the idle clock restarts when the answer is out
+    } else if (now < idle_since_ + timeout) {
+      arm_idle_timer(idle_since_ + timeout);
+    } else {
+      spdlog::debug("http: closing {} after {} ms without a request", remote_, timeout.count());
+      close();
+    }
   }
 
   asio::awaitable<void> run_reader() {
     auto self = shared_from_this();
     beast::error_code ec;
     while (!closing_) {
-      // Read at most one request ahead of the one being answered.
-      while (!pending_.empty() && !closing_) {
-        reader_wake_.expires_at(asio::steady_timer::time_point::max());
-        co_await reader_wake_.async_wait(redirect_error(use_awaitable, ec));
+      // A request read ahead waits until the one being answered is done, then starts.
+      if (!pending_.empty()) {
+        if (current_ || answering_error_) {
+          co_await reader_signal_.wait(use_awaitable);
+          continue;
+        }
+        if (server_->stopping || stopping_) break;
+        if (!start_next()) co_return;  // an error answer: the writer takes the socket over
+        // Let what the handler set going (a forward's first write) run before our read-ahead.
+        co_await asio::post(loop_, use_awaitable);
+        continue;
       }
-      if (closing_) break;
       http::request_parser<http::string_body> parser;
       parser.body_limit(server_->options.max_body_bytes);
       parser.header_limit(static_cast<uint32_t>(
@@ -535,16 +589,23 @@ class Connection : public std::enable_shared_from_this<Connection> {
       co_await http::async_read_header(socket_, buffer_, parser,
                                        redirect_error(use_awaitable, ec));
       if (!ec && parser.get()[http::field::expect] == "100-continue" && !parser.is_done()) {
-        // curl waits for this before sending a body; say go ahead.
+        // curl waits for this before sending a body; say go ahead (after the answer being
+        // written, so the two never interleave).
+        while ((current_ || answering_error_) && !closing_) {
+          co_await reader_signal_.wait(use_awaitable);
+        }
         static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-        co_await asio::async_write(socket_, asio::buffer(kContinue.data(), kContinue.size()),
-                                   redirect_error(use_awaitable, ec));
+        if (!closing_) {
+          co_await asio::async_write(socket_, asio::buffer(kContinue.data(), kContinue.size()),
+                                     redirect_error(use_awaitable, ec));
+        }
       }
-      if (!ec && !parser.is_done()) {
+      if (!ec && !parser.is_done() && !closing_) {
         co_await http::async_read(socket_, buffer_, parser, redirect_error(use_awaitable, ec));
       }
+      if (closing_) break;
+      Pending p;
       if (ec) {
-        Pending p;
         if (ec == http::error::body_limit) {
           p.error_status = 413;
           p.error_message = fmt::format("request body exceeds the limit of {} bytes",
@@ -558,34 +619,56 @@ class Connection : public std::enable_shared_from_this<Connection> {
           p.error_status = 400;
           p.error_message = "malformed HTTP request: " + ec.message();
         }
-        if (p.error_status != 0 && !closing_) {
-          pending_.push_back(std::move(p));
-          wake_.cancel();
-        } else {
+        if (p.error_status == 0) {
           peer_gone();
+          break;
         }
-        break;
+      } else {
+        auto& msg = parser.get();
+        p.request.method = std::string(msg.method_string());
+        p.request.target = std::string(msg.target());
+        p.request.keep_alive = msg.keep_alive();
+        p.request.remote = remote_;
+        p.head_request = msg.method() == http::verb::head;
+        Status st = parse_target(p.request.target, &p.request.path, &p.request.query);
+        if (!st.ok()) {
+          p.error_status = 400;
+          p.error_message = "malformed request target: " + st.message();
+        } else {
+          p.request.headers = to_headers(msg);
+          p.request.body = std::move(msg.body());
+        }
       }
-      auto& msg = parser.get();
-      Pending p;
-      p.request.method = std::string(msg.method_string());
-      p.request.target = std::string(msg.target());
-      p.request.keep_alive = msg.keep_alive();
-      p.request.remote = remote_;
-      p.head_request = msg.method() == http::verb::head;
-      Status st = parse_target(p.request.target, &p.request.path, &p.request.query);
-      if (!st.ok()) {
-        p.error_status = 400;
-        p.error_message = "malformed request target: " + st.message();
-        pending_.push_back(std::move(p));
-        wake_.cancel();
-        break;
-      }
-      p.request.headers = to_headers(msg);
-      p.request.body = std::move(msg.body());
       pending_.push_back(std::move(p));
-      wake_.cancel();
     }
+    close();
+  }
+
+  // Starts the first pending request: hands it to its handler, or an error answer to the
+  // writer (then returns false: nothing more is read from this connection).
+  bool start_next() {
+    Pending p = std::move(pending_.front());
+    pending_.pop_front();
+    if (p.error_status != 0) {
+      answering_error_ = true;
+      error_ = error_response(p.error_status, p.error_message, "invalid_request_error");
+      writer_signal_.notify();
+      return false;
+    }
+    bool keep_alive = p.request.keep_alive && !server_->stopping && !stopping_;
+    auto exchange = std::make_shared<Exchange>(weak_from_this(), server_->liveness, keep_alive,
+                                               p.head_request,
+                                               server_->options.max_buffered_bytes);
+    current_ = exchange;
+    server_->requests++;
+    server_->in_flight++;
+    {
+      auto responder = std::make_shared<ConnectionResponder>(exchange);
+      server_->dispatch(std::move(p.request), std::move(responder));
+    }
+    // An answer given during dispatch already woke the writer; otherwise it waits for bytes.
+    writer_signal_.notify();
+    return true;
   }
 
   void peer_gone() {
@@ -597,46 +680,33 @@ class Connection : public std::enable_shared_from_this<Connection> {
     auto self = shared_from_this();
     beast::error_code ec;
     while (true) {
-      // Idle: wait for the next request, at most idle_timeout.
-      bool timed_out = false;
-      while (pending_.empty() && !closing_ && !timed_out) {
-        wake_.expires_after(server_->options.idle_timeout);
-        co_await wake_.async_wait(redirect_error(use_awaitable, ec));
-        if (!ec && pending_.empty()) timed_out = true;
+      // Idle: wait for a request to answer (the idle timer closes the connection meanwhile).
+      while (!current_ && !answering_error_ && !closing_) {
+        co_await writer_signal_.wait(use_awaitable);
       }
-      if (timed_out || closing_ || server_->stopping) break;
-      Pending p = std::move(pending_.front());
-      pending_.pop_front();
-      reader_wake_.cancel();
-
-      if (p.error_status != 0) {
-        Response r = error_response(p.error_status, p.error_message, "invalid_request_error");
+      if (answering_error_) {
+        Response& r = error_;
         std::string bytes = serialize_head(r.status, r.headers, false, r.body.size(), false);
         bytes += r.body;
-        co_await asio::async_write(socket_, asio::buffer(bytes), redirect_error(use_awaitable, ec));
-        if (!ec) co_await linger();
+        if (!closing_) {
+          co_await asio::async_write(socket_, asio::buffer(bytes),
+                                     redirect_error(use_awaitable, ec));
+          if (!ec) co_await linger();
+        }
         break;
       }
-
-      bool keep_alive = p.request.keep_alive && !server_->stopping && !stopping_;
-      auto exchange = std::make_shared<Exchange>(weak_from_this(), server_->liveness, keep_alive,
-                                                 p.head_request,
-                                                 server_->options.max_buffered_bytes);
-      current_ = exchange;
-      server_->requests++;
-      server_->in_flight++;
-      {
-        auto responder = std::make_shared<ConnectionResponder>(exchange);
-        server_->dispatch(std::move(p.request), std::move(responder));
-      }
+      if (!current_) break;  // closing with nothing in flight
+      std::shared_ptr<Exchange> exchange = current_;
       bool ok = co_await pump(*exchange);
       if (ok) exchange->completed(); else exchange->mark_closed();
       current_.reset();
+      idle_since_ = std::chrono::steady_clock::now();
       if (--server_->in_flight == 0) {
         std::lock_guard lock(server_->mu);
         server_->cv.notify_all();
       }
-      if (!ok || !keep_alive || stopping_ || server_->stopping) break;
+      reader_signal_.notify();
+      if (!ok || !exchange->keep_alive() || stopping_ || server_->stopping) break;
     }
     close();
   }
@@ -647,9 +717,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   asio::awaitable<void> linger() {
     beast::error_code ec;
     socket_.shutdown(asio::socket_base::shutdown_send, ec);
-    wake_.expires_after(std::min<std::chrono::milliseconds>(server_->options.idle_timeout,
+    asio::steady_timer limit(loop_);
+    limit.expires_after(std::min<std::chrono::milliseconds>(server_->options.idle_timeout,
                                                             std::chrono::seconds(2)));
-    wake_.async_wait([self = shared_from_this()](const beast::error_code& e) {
+    limit.async_wait([self = shared_from_this()](const beast::error_code& e) {
       if (e) return;
       beast::error_code ignored;
       self->socket_.cancel(ignored);
@@ -662,7 +733,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       if (ec) break;
       total += n;
     }
-    wake_.cancel();
+    limit.cancel();
   }
 
   // Writes the exchange's bytes as they are queued. True when the response completed.
@@ -672,6 +743,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::vector<asio::const_buffer> buffers;
     while (true) {
       exchange.take(&out);
+      if (out.pieces.empty() && resumed_inline_) {
+        // Woken inside an answering call with nothing to write: finish from the loop's queue,
+        // not inside the caller (close and completion callbacks may take the caller's locks).
+        co_await asio::post(loop_, use_awaitable);
+        continue;
+      }
       if (!out.pieces.empty()) {
         buffers.clear();
         size_t total = 0;
@@ -687,52 +764,60 @@ class Connection : public std::enable_shared_from_this<Connection> {
       }
       if (out.aborted || closing_) co_return false;
       if (out.done) co_return true;
-      wake_.expires_at(asio::steady_timer::time_point::max());
-      co_await wake_.async_wait(redirect_error(use_awaitable, ec));
+      co_await writer_signal_.wait(use_awaitable);
     }
   }
 
   Server::Impl* server_;
   Socket socket_;
-  Strand strand_;
-  asio::steady_timer wake_;         // the writer waits on it; cancel() wakes it
-  asio::steady_timer reader_wake_;  // the reader waits on it while a request is pending
+  Loop loop_;
+  Signal writer_signal_;           // the writer waits on it for a request or response bytes
+  Signal reader_signal_;           // the reader waits on it while a request is pending
+  asio::steady_timer idle_timer_;  // closes the connection once idle for idle_timeout
   beast::flat_buffer buffer_;
   std::string remote_;
-  // All below: only touched on strand_.
-  std::deque<Pending> pending_;
-  std::shared_ptr<Exchange> current_;
+  // All below: only touched on loop_.
+  std::deque<Pending> pending_;       // read, not yet started (at most one ahead)
+  std::shared_ptr<Exchange> current_;  // being answered
+  bool answering_error_ = false;       // the writer answers error_ and closes
+  Response error_;
+  bool resumed_inline_ = false;        // the writer runs inside wake()
   bool closing_ = false;
   bool stopping_ = false;
+  std::chrono::steady_clock::time_point idle_since_;  // when the last response completed
 };
 
-std::optional<Strand> Exchange::strand() const {
+std::optional<Loop> Exchange::loop() const {
   std::lock_guard lock(mu_);
   auto conn = conn_.lock();
   if (!conn) return std::nullopt;
-  return conn->strand();
+  return conn->loop();
 }
 
-void Exchange::notify_locked() {
-  if (notify_posted_) return;
-  auto conn = conn_.lock();
-  if (!conn) return;
-  if (conn->strand().running_in_this_thread()) {
-    conn->wake();
-    return;
+void Exchange::notify() {
+  std::shared_ptr<Connection> conn;
+  {
+    std::lock_guard lock(mu_);
+    if (notify_posted_) return;
+    conn = conn_.lock();
+    if (!conn) return;
+    if (!conn->loop().running_in_this_thread()) {
+      std::lock_guard live(liveness_->mu);
+      if (!liveness_->alive) return;
+      notify_posted_ = true;
+      asio::post(conn->loop(), [w = conn_]() {
+        if (auto c = w.lock()) c->wake();
+      });
+      return;
+    }
   }
-  std::lock_guard lock(liveness_->mu);
-  if (!liveness_->alive) return;
-  notify_posted_ = true;
-  asio::post(conn->strand(), [w = conn_]() {
-    if (auto c = w.lock()) c->wake();
-  });
+  conn->wake();
 }
 
 asio::awaitable<void> accept_loop(Server::Impl* server) {
   beast::error_code ec;
   while (true) {
-    Connection::Socket socket(asio::make_strand(server->next_connection_ioc()));
+    Connection::Socket socket(server->next_connection_ioc().get_executor());
     co_await server->acceptor->async_accept(socket, redirect_error(use_awaitable, ec));
     if (ec) {
       if (ec == asio::error::operation_aborted || !server->acceptor->is_open()) co_return;
@@ -796,8 +881,8 @@ StatusOr<uint16_t> Server::listen() {
                                               ec.message()));
   }
   tcp::endpoint endpoint(address, o.port);
-  impl_->acceptor_strand.emplace(asio::make_strand(impl_->main_ioc()));
-  impl_->acceptor.emplace(*impl_->acceptor_strand);
+  impl_->acceptor_loop.emplace(impl_->main_ioc().get_executor());
+  impl_->acceptor.emplace(*impl_->acceptor_loop);
   auto& acc = *impl_->acceptor;
   acc.open(endpoint.protocol(), ec);
   if (!ec) acc.set_option(asio::socket_base::reuse_address(true), ec);
@@ -811,7 +896,7 @@ StatusOr<uint16_t> Server::listen() {
   impl_->port = acc.local_endpoint(ec).port();
   impl_->listening = true;
   for (auto& ioc : impl_->iocs) impl_->work.emplace_back(ioc->get_executor());
-  asio::co_spawn(*impl_->acceptor_strand, internal::accept_loop(impl_.get()), asio::detached);
+  asio::co_spawn(*impl_->acceptor_loop, internal::accept_loop(impl_.get()), asio::detached);
   for (auto& ioc : impl_->iocs) {
     impl_->threads.emplace_back([ioc = ioc.get()] { ioc->run(); });
   }
@@ -837,13 +922,13 @@ void Server::stop() {
   {
     std::lock_guard lock(impl_->mu);
     if (!impl_->listening) return;
-    internal::asio::post(*impl_->acceptor_strand, [impl = impl_.get()] {
+    internal::asio::post(*impl_->acceptor_loop, [impl = impl_.get()] {
       boost::system::error_code ec;
       impl->acceptor->close(ec);
     });
   }
   for (auto& c : live_connections(*impl_)) {
-    internal::asio::post(c->strand(), [c] { c->on_server_stop(); });
+    internal::asio::post(c->loop(), [c] { c->on_server_stop(); });
   }
 }
 
@@ -854,7 +939,7 @@ bool Server::drain(std::chrono::milliseconds timeout) {
   bool all_done = impl_->cv.wait_for(lock, timeout, [&] { return impl_->in_flight == 0; });
   lock.unlock();
   for (auto& c : live_connections(*impl_)) {
-    internal::asio::post(c->strand(), [c] { c->force_close(); });
+    internal::asio::post(c->loop(), [c] { c->force_close(); });
   }
   lock.lock();
   // Closing is quick; the wait only guards against a stuck io thread.

@@ -1,5 +1,5 @@
 // The proxy path (see upstream.h): a keep-alive pool per worker and forward(), one coroutine
-// per forwarded request, running on the client connection's strand when it can.
+// per forwarded request, running on the client connection's io thread when it can.
 
 #include "http/upstream.h"
 
@@ -16,7 +16,7 @@
 namespace hangar::http {
 
 namespace {
-using namespace internal;  // NOLINT: asio, beast, tcp, Strand
+using namespace internal;  // NOLINT: asio, beast, tcp, Loop
 namespace http = beast::http;
 using asio::redirect_error;
 using asio::use_awaitable;
@@ -159,25 +159,25 @@ std::string serialize_request_head(const Request& r, const std::string& host_por
 }
 
 struct ForwardState : std::enable_shared_from_this<ForwardState> {
-  explicit ForwardState(Strand s)
-      : strand(std::move(s)), ioc(strand.get_inner_executor().context()), signal(strand),
-        deadline(strand) {}
+  explicit ForwardState(Loop s)
+      : loop(std::move(s)), ioc(loop.context()), signal(loop),
+        deadline(loop) {}
 
-  Strand strand;
-  asio::io_context& ioc;        // the strand's: sockets and timers stay on its thread
-  asio::steady_timer signal;    // wakes the coroutine (drained / client gone); on strand
+  Loop loop;
+  asio::io_context& ioc;        // the loop's: sockets and timers stay on its thread
+  asio::steady_timer signal;    // wakes the coroutine (drained / client gone); on loop
   asio::steady_timer deadline;  // connect and read timeouts
   Request request;
   std::shared_ptr<Responder> responder;
   std::shared_ptr<Upstream> upstream;
   std::function<void(const ForwardResult&)> on_done;
-  std::unique_ptr<UpstreamConnection> conn;  // on strand only
-  bool client_gone = false;                  // on strand only
-  bool finished = false;                     // on strand only
-  bool timed_out = false;                    // on strand only: the deadline closed the socket
+  std::unique_ptr<UpstreamConnection> conn;  // on loop only
+  bool client_gone = false;                  // on loop only
+  bool finished = false;                     // on loop only
+  bool timed_out = false;                    // on loop only: the deadline closed the socket
   ForwardResult result;
 
-  // Cancels the upstream exchange (on strand).
+  // Cancels the upstream exchange (on loop).
   void cancel_upstream() {
     client_gone = true;
     if (!finished && conn) {
@@ -193,7 +193,7 @@ struct ForwardState : std::enable_shared_from_this<ForwardState> {
     if (timeout.count() <= 0) return;
     deadline.expires_after(timeout);
     deadline.async_wait(asio::bind_executor(
-        strand, [self = shared_from_this()](const beast::error_code& ec) {
+        loop, [self = shared_from_this()](const beast::error_code& ec) {
           if (ec || self->finished || !self->conn) return;
           self->timed_out = true;
           beast::error_code ignored;
@@ -220,7 +220,7 @@ asio::awaitable<void> run_forward(std::shared_ptr<ForwardState> st) {
   beast::error_code ec;
   st->responder->on_close([w = std::weak_ptr<ForwardState>(st)] {
     if (auto s = w.lock()) {
-      asio::post(s->strand, [s] { s->cancel_upstream(); });
+      asio::post(s->loop, [s] { s->cancel_upstream(); });
     }
   });
 
@@ -393,7 +393,7 @@ asio::awaitable<void> run_forward(std::shared_ptr<ForwardState> st) {
     while (!st->client_gone && st->responder->buffered_bytes() > Responder::kHighWaterBytes) {
       st->signal.expires_at(asio::steady_timer::time_point::max());
       st->responder->on_drained([w = std::weak_ptr<ForwardState>(st)] {
-        if (auto s = w.lock()) asio::post(s->strand, [s] { s->signal.cancel(); });
+        if (auto s = w.lock()) asio::post(s->loop, [s] { s->signal.cancel(); });
       });
       beast::error_code wait_ec;
       co_await st->signal.async_wait(redirect_error(use_awaitable, wait_ec));
@@ -426,18 +426,18 @@ void forward(Request request, std::shared_ptr<Responder> responder,
              std::shared_ptr<Upstream> upstream,
              std::function<void(const ForwardResult&)> on_done) {
   auto& ioc = upstream->impl().ioc;
-  Strand strand = [&] {
-    if (auto* bound = dynamic_cast<StrandBound*>(responder.get())) {
-      if (auto s = bound->strand()) return *s;
+  Loop loop = [&] {
+    if (auto* bound = dynamic_cast<LoopBound*>(responder.get())) {
+      if (auto s = bound->loop()) return *s;
     }
-    return asio::make_strand(ioc);
+    return ioc.get_executor();
   }();
-  auto st = std::make_shared<ForwardState>(strand);
+  auto st = std::make_shared<ForwardState>(loop);
   st->request = std::move(request);
   st->responder = std::move(responder);
   st->upstream = std::move(upstream);
   st->on_done = std::move(on_done);
-  asio::co_spawn(strand, run_forward(st), [st](std::exception_ptr e) {
+  asio::co_spawn(loop, run_forward(st), [st](std::exception_ptr e) {
     if (!e) return;
     // Our code does not throw; a third-party exception here is a bug worth a log line.
     spdlog::error("http: forward() to {}:{} failed with an exception", st->upstream->host(),
