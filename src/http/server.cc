@@ -5,6 +5,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <condition_variable>
 #include <deque>
 #include <list>
@@ -406,19 +409,16 @@ struct Server::Impl {
   // Declared after everything the connections touch when they are destroyed, so they are
   // destroyed first (pending coroutine frames die with them).
   std::vector<std::unique_ptr<internal::asio::io_context>> iocs;  // [max(1, threads)]
-  std::atomic<size_t> next_ioc{0};
-  std::optional<internal::tcp::acceptor> acceptor;  // used on acceptor_loop only
-  std::optional<internal::Loop> acceptor_loop;
+  // One acceptor per io_context, all on the one listening socket (dup'ed descriptors): a new
+  // connection is accepted by whichever io thread gets to it first and stays there, with no
+  // hand-over to another thread. acceptors[i] is used on iocs[i] only.
+  std::vector<std::unique_ptr<internal::tcp::acceptor>> acceptors;
   std::vector<internal::asio::executor_work_guard<internal::asio::io_context::executor_type>>
       work;
   std::vector<std::thread> threads;
 
-  // The acceptor, post() and run_after() run here.
+  // post(), run_after() and Upstream's default loop run here.
   internal::asio::io_context& main_ioc() { return *iocs.front(); }
-  // New connections are spread over the io_contexts in turn.
-  internal::asio::io_context& next_connection_ioc() {
-    return *iocs[next_ioc.fetch_add(1, std::memory_order_relaxed) % iocs.size()];
-  }
 
   void dispatch(Request request, std::shared_ptr<Responder> responder) {
     // Our handlers do not throw, but one that does must not take the io thread down.
@@ -814,13 +814,14 @@ void Exchange::notify() {
   conn->wake();
 }
 
-asio::awaitable<void> accept_loop(Server::Impl* server) {
+asio::awaitable<void> accept_loop(Server::Impl* server, size_t index) {
   beast::error_code ec;
+  tcp::acceptor& acceptor = *server->acceptors[index];
   while (true) {
-    Connection::Socket socket(server->next_connection_ioc().get_executor());
-    co_await server->acceptor->async_accept(socket, redirect_error(use_awaitable, ec));
+    Connection::Socket socket(server->iocs[index]->get_executor());
+    co_await acceptor.async_accept(socket, redirect_error(use_awaitable, ec));
     if (ec) {
-      if (ec == asio::error::operation_aborted || !server->acceptor->is_open()) co_return;
+      if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
       spdlog::warn("http: accept failed: {}", ec.message());
       continue;
     }
@@ -881,22 +882,36 @@ StatusOr<uint16_t> Server::listen() {
                                               ec.message()));
   }
   tcp::endpoint endpoint(address, o.port);
-  impl_->acceptor_loop.emplace(impl_->main_ioc().get_executor());
-  impl_->acceptor.emplace(*impl_->acceptor_loop);
-  auto& acc = *impl_->acceptor;
+  auto& acceptors = impl_->acceptors;
+  for (auto& ioc : impl_->iocs) {
+    acceptors.push_back(std::make_unique<tcp::acceptor>(ioc->get_executor()));
+  }
+  auto& acc = *acceptors.front();
   acc.open(endpoint.protocol(), ec);
   if (!ec) acc.set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) acc.bind(endpoint, ec);
   if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
+  for (size_t i = 1; i < acceptors.size() && !ec; ++i) {
+    int fd = ::dup(acc.native_handle());
+    if (fd < 0) {
+      ec.assign(errno, boost::system::system_category());
+      break;
+    }
+    acceptors[i]->assign(endpoint.protocol(), fd, ec);
+    if (ec) ::close(fd);
+  }
   if (ec) {
-    impl_->acceptor.reset();
+    acceptors.clear();
     return unavailable_error(fmt::format("http: cannot listen on {}:{}: {}", o.host, o.port,
                                          ec.message()));
   }
   impl_->port = acc.local_endpoint(ec).port();
   impl_->listening = true;
   for (auto& ioc : impl_->iocs) impl_->work.emplace_back(ioc->get_executor());
-  asio::co_spawn(*impl_->acceptor_loop, internal::accept_loop(impl_.get()), asio::detached);
+  for (size_t i = 0; i < acceptors.size(); ++i) {
+    asio::co_spawn(impl_->iocs[i]->get_executor(), internal::accept_loop(impl_.get(), i),
+                   asio::detached);
+  }
   for (auto& ioc : impl_->iocs) {
     impl_->threads.emplace_back([ioc = ioc.get()] { ioc->run(); });
   }
@@ -922,10 +937,12 @@ void Server::stop() {
   {
     std::lock_guard lock(impl_->mu);
     if (!impl_->listening) return;
-    internal::asio::post(*impl_->acceptor_loop, [impl = impl_.get()] {
-      boost::system::error_code ec;
-      impl->acceptor->close(ec);
-    });
+    for (size_t i = 0; i < impl_->acceptors.size(); ++i) {
+      internal::asio::post(*impl_->iocs[i], [impl = impl_.get(), i] {
+        boost::system::error_code ec;
+        impl->acceptors[i]->close(ec);
+      });
+    }
   }
   for (auto& c : live_connections(*impl_)) {
     internal::asio::post(c->loop(), [c] { c->on_server_stop(); });
