@@ -118,7 +118,9 @@ class Exchange {
     started_ = true;
     queue_locked(serialize_head(status, headers, chunked_, length, keep_alive_));
     lock.unlock();
-    notify();
+    // Not written before start() returns: a body chunk written right after it (an SSE proxy
+    // that has the first events at hand) goes out in the same write as the head.
+    notify(/*here=*/false);
     return true;
   }
 
@@ -304,9 +306,9 @@ class Exchange {
     buffered_ += bytes.size();
     pending_.push_back(std::move(bytes));
   }
-  // Wakes the connection's writer: at once when called on its loop, else through the loop's
-  // queue. Called without mu_ held (the writer takes it).
-  void notify();
+  // Wakes the connection's writer: with `here`, before returning when called on its loop; else
+  // through the loop's queue. Called without mu_ held (the writer takes it).
+  void notify(bool here = true);
 
   mutable std::mutex mu_;
   std::weak_ptr<Connection> conn_;             // guarded by mu_
@@ -504,6 +506,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // On the loop: response bytes are queued. Resumes a waiting writer here, so an answer given on
   // this thread reaches the socket before the answering call returns (one trip through the
   // loop's queue less per response).
+  // On the loop: resumes a waiting writer from the loop's queue.
+  void wake_soon() { writer_signal_.notify(); }
   void wake() {
     bool was_inline = resumed_inline_;
     resumed_inline_ = true;
@@ -794,7 +798,7 @@ std::optional<Loop> Exchange::loop() const {
   return conn->loop();
 }
 
-void Exchange::notify() {
+void Exchange::notify(bool here) {
   std::shared_ptr<Connection> conn;
   {
     std::lock_guard lock(mu_);
@@ -811,7 +815,11 @@ void Exchange::notify() {
       return;
     }
   }
-  conn->wake();
+  if (here) {
+    conn->wake();
+  } else {
+    conn->wake_soon();
+  }
 }
 
 asio::awaitable<void> accept_loop(Server::Impl* server, size_t index) {

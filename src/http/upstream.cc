@@ -26,7 +26,9 @@ using asio::use_awaitable;
 constexpr uint64_t kWholeBodyLimit = 1024 * 1024;
 
 struct UpstreamConnection {
-  explicit UpstreamConnection(asio::io_context& io) : ioc(&io), socket(io) {}
+  explicit UpstreamConnection(asio::io_context& io) : ioc(&io), socket(io) {
+    buffer.reserve(16 * 1024);  // a whole small answer, or many SSE events, in one recv
+  }
   asio::io_context* ioc;  // the io thread its socket runs on
   tcp::socket socket;
   beast::flat_buffer buffer;  // bytes read past the previous response (normally none)
@@ -374,7 +376,26 @@ asio::awaitable<void> run_forward(std::shared_ptr<ForwardState> st) {
     co_return;
   }
 
-  // Streamed body: head now, then every piece as it arrives.
+  // Streamed body: head now, then every piece as it arrives. Body bytes that came with the
+  // head (an SSE answer's first events often do) are parsed at once and leave with the head.
+  std::string first;
+  for (bool progress = true; progress && st->conn->buffer.size() > 0 && !parser->is_done();) {
+    msg.body().data = buf;
+    msg.body().size = sizeof buf;
+    size_t used = parser->put(st->conn->buffer.data(), ec);
+    st->conn->buffer.consume(used);
+    size_t produced = sizeof buf - msg.body().size;
+    first.append(buf, produced);
+    if (ec == http::error::need_buffer || ec == http::error::need_more) ec = {};
+    if (ec) break;
+    progress = used > 0 || produced > 0;
+  }
+  if (ec) {
+    fail(*st, unavailable_error(fmt::format("upstream {} sent a malformed body: {}",
+                                            up.host_port, ec.message())));
+    done(false);
+    co_return;
+  }
   if (length) out_headers.set("Content-Length", std::to_string(*length));
   if (!st->responder->start(status, std::move(out_headers))) {
     st->result.status = cancelled_error("the client disconnected before the response started");
@@ -382,6 +403,10 @@ asio::awaitable<void> run_forward(std::shared_ptr<ForwardState> st) {
     co_return;
   }
   st->result.sent_to_client = true;
+  if (!first.empty()) {
+    st->result.body_bytes += first.size();
+    st->responder->write(std::move(first));
+  }
   while (!parser->is_done() && !st->client_gone) {
     size_t n = co_await read_some();
     if (n > 0 && !st->client_gone) {
