@@ -1,7 +1,6 @@
 // `hangar inspect`: on every fixture .gguf, --json reports every metadata key with its full value
 // and every tensor, equal to what the reader parses; known values from the fixtures README; bad
 // files exit 1 with the problem and the offset on stderr.
-#include <dirent.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -18,19 +17,6 @@ namespace hangar::gguf {
 namespace {
 
 using nlohmann::json;
-
-std::vector<std::string> gguf_files(const std::string& dir) {
-  std::vector<std::string> out;
-  if (DIR* d = opendir(dir.c_str())) {
-    while (dirent* e = readdir(d)) {
-      const std::string name = e->d_name;
-      if (name.size() > 5 && name.substr(name.size() - 5) == ".gguf") out.push_back(dir + "/" + name);
-    }
-    closedir(d);
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
 
 // True when the JSON value `j` holds exactly `v` (floats as the same float; arrays in full).
 bool same(const json& j, const Value& v) {
@@ -65,9 +51,7 @@ json inspect_json(const std::string& path) {
 
 TEST(HangarInspect, JsonReportsEveryKeyAndTensorOfEveryFixture) {
   HANGAR_REQUIRE_FIXTURES();
-  std::vector<std::string> files = gguf_files(fixtures + "/vocab");
-  const std::vector<std::string> models = gguf_files(fixtures + "/models");
-  files.insert(files.end(), models.begin(), models.end());
+  const std::vector<std::string> files = testing::fixture_gguf_files(fixtures);
   ASSERT_GE(files.size(), 15u);
   for (const std::string& path : files) {
     SCOPED_TRACE(path);

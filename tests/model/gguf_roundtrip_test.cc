@@ -1,6 +1,5 @@
 // Reading each fixture GGUF (vocab/*.gguf and models/*.gguf) and writing it back with our writer
 // gives the same bytes: the reader misses nothing and the writer lays out files as gguf-py does.
-#include <dirent.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -15,24 +14,9 @@
 namespace hangar::gguf {
 namespace {
 
-std::vector<std::string> gguf_files(const std::string& dir) {
-  std::vector<std::string> out;
-  if (DIR* d = opendir(dir.c_str())) {
-    while (dirent* e = readdir(d)) {
-      const std::string name = e->d_name;
-      if (name.size() > 5 && name.substr(name.size() - 5) == ".gguf") out.push_back(dir + "/" + name);
-    }
-    closedir(d);
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
 TEST(GgufRoundTrip, EveryFixtureFileWritesBackByteForByte) {
   HANGAR_REQUIRE_FIXTURES();
-  std::vector<std::string> files = gguf_files(fixtures + "/vocab");
-  const std::vector<std::string> models = gguf_files(fixtures + "/models");
-  files.insert(files.end(), models.begin(), models.end());
+  const std::vector<std::string> files = testing::fixture_gguf_files(fixtures);
   ASSERT_GE(files.size(), 15u);
   for (const std::string& path : files) {
     SCOPED_TRACE(path);

@@ -1,5 +1,6 @@
 #include "support/test_support.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -7,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace hangar::testing {
@@ -16,6 +18,24 @@ std::optional<std::string> fixtures_dir() {
   std::string dir = HANGAR_FIXTURES_DIR;
   if (stat((dir + "/README.md").c_str(), &st) != 0) return std::nullopt;
   return dir;
+}
+
+std::vector<std::string> fixture_gguf_files(const std::string& fixtures) {
+  std::vector<std::string> out;
+  for (const char* sub : {"/vocab", "/models"}) {
+    const std::string dir = fixtures + sub;
+    std::vector<std::string> files;
+    if (DIR* d = opendir(dir.c_str())) {
+      while (dirent* e = readdir(d)) {
+        const std::string name = e->d_name;
+        if (name.size() > 5 && name.ends_with(".gguf")) files.push_back(dir + "/" + name);
+      }
+      closedir(d);
+    }
+    std::sort(files.begin(), files.end());
+    out.insert(out.end(), files.begin(), files.end());
+  }
+  return out;
 }
 
 std::string test_data_dir() { return HANGAR_TEST_DATA_DIR; }

@@ -14,6 +14,9 @@ namespace hangar::testing {
 // a missing fixtures folder is a test failure, not a skip (clarifications.md).
 std::optional<std::string> fixtures_dir();
 
+// Every *.gguf file of the fixtures' vocab/ and models/ folders, sorted within each folder.
+std::vector<std::string> fixture_gguf_files(const std::string& fixtures);
+
 // tests/data in the source tree.
 std::string test_data_dir();
 // The built `hangar` binary.

@@ -11,6 +11,7 @@
 #include "http/server.h"
 #include "http/sse.h"
 #include "http/upstream.h"
+#include "echo_clients.h"
 #include "raw_socket.h"
 
 namespace hangar::http {
@@ -383,20 +384,8 @@ TEST_F(ForwardTest, ManyParallelClientsThroughTheProxy) {
     });
   });
   constexpr int kClients = 8, kRequests = 20;
-  std::atomic<int> good{0};
-  std::vector<std::thread> clients;
-  for (int c = 0; c < kClients; ++c) {
-    clients.emplace_back([&, c] {
-      Client client("127.0.0.1", proxy_->port());
-      for (int i = 0; i < kRequests; ++i) {
-        std::string body = cat(std::to_string(c), "/", std::to_string(i));
-        auto r = client.request("POST", "/echo", body);
-        if (r.ok() && r->status == 200 && r->body == body) good++;
-      }
-    });
-  }
-  for (auto& t : clients) t.join();
-  EXPECT_EQ(good.load(), kClients * kRequests);
+  EXPECT_EQ(testing::parallel_echo_clients(proxy_->port(), kClients, kRequests),
+            kClients * kRequests);
   EXPECT_LE(upstream_->stats().connections_opened, static_cast<uint64_t>(kClients));
 }
 

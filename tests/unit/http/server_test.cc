@@ -11,6 +11,7 @@
 
 #include "http/client.h"
 #include "http/sse.h"
+#include "echo_clients.h"
 #include "raw_socket.h"
 
 namespace hangar::http {
@@ -317,20 +318,7 @@ TEST(Server, ManyParallelClientsAllGetTheirOwnAnswers) {
   o.threads = 2;
   auto s = start_server(echo_route, o);
   constexpr int kClients = 16, kRequests = 25;
-  std::atomic<int> good{0};
-  std::vector<std::thread> clients;
-  for (int c = 0; c < kClients; ++c) {
-    clients.emplace_back([&, c] {
-      Client client("127.0.0.1", s->port());
-      for (int i = 0; i < kRequests; ++i) {
-        std::string body = cat(std::to_string(c), ":", std::to_string(i));
-        auto r = client.request("POST", "/echo", body);
-        if (r.ok() && r->status == 200 && r->body == body) good++;
-      }
-    });
-  }
-  for (auto& t : clients) t.join();
-  EXPECT_EQ(good.load(), kClients * kRequests);
+  EXPECT_EQ(testing::parallel_echo_clients(s->port(), kClients, kRequests), kClients * kRequests);
   EXPECT_EQ(s->stats().accepted_connections, static_cast<uint64_t>(kClients));
 }
 
