@@ -5,9 +5,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include <unistd.h>
+#include <sys/socket.h>
 
-#include <cerrno>
 #include <condition_variable>
 #include <deque>
 #include <list>
@@ -411,9 +410,9 @@ struct Server::Impl {
   // Declared after everything the connections touch when they are destroyed, so they are
   // destroyed first (pending coroutine frames die with them).
   std::vector<std::unique_ptr<internal::asio::io_context>> iocs;  // [max(1, threads)]
-  // One acceptor per io_context, all on the one listening socket (dup'ed descriptors): a new
-  // connection is accepted by whichever io thread gets to it first and stays there, with no
-  // hand-over to another thread. acceptors[i] is used on iocs[i] only.
+  // One acceptor per io_context (an SO_REUSEPORT group when there are several): a new connection
+  // is accepted by one io thread and stays there, with no hand-over to another thread.
+  // acceptors[i] is used on iocs[i] only.
   std::vector<std::unique_ptr<internal::tcp::acceptor>> acceptors;
   std::vector<internal::asio::executor_work_guard<internal::asio::io_context::executor_type>>
       work;
@@ -894,20 +893,29 @@ StatusOr<uint16_t> Server::listen() {
   for (auto& ioc : impl_->iocs) {
     acceptors.push_back(std::make_unique<tcp::acceptor>(ioc->get_executor()));
   }
-  auto& acc = *acceptors.front();
-  acc.open(endpoint.protocol(), ec);
-  if (!ec) acc.set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) acc.bind(endpoint, ec);
-  if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
-  for (size_t i = 1; i < acceptors.size() && !ec; ++i) {
-    int fd = ::dup(acc.native_handle());
-    if (fd < 0) {
-      ec.assign(errno, boost::system::system_category());
-      break;
-    }
-    acceptors[i]->assign(endpoint.protocol(), fd, ec);
-    if (ec) ::close(fd);
+  // With several io threads, each listens on its own socket of one SO_REUSEPORT group: the
+  // kernel gives each new connection to one of them, so exactly one io thread wakes for it and
+  // serves it. A group would also share the port with another hangar of the same user, so a
+  // fixed port is first checked free with an ordinary socket.
+  using reuse_port = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+  const bool group = acceptors.size() > 1;
+  if (group && o.port != 0) {
+    tcp::acceptor probe(impl_->main_ioc());
+    probe.open(endpoint.protocol(), ec);
+    if (!ec) probe.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) probe.bind(endpoint, ec);
   }
+  for (size_t i = 0; i < acceptors.size() && !ec; ++i) {
+    auto& a = *acceptors[i];
+    tcp::endpoint at = endpoint;
+    if (i > 0) at.port(acceptors[0]->local_endpoint(ec).port());  // where port 0 put the first
+    if (!ec) a.open(endpoint.protocol(), ec);
+    if (!ec) a.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec && group) a.set_option(reuse_port(true), ec);
+    if (!ec) a.bind(at, ec);
+    if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
+  }
+  auto& acc = *acceptors.front();
   if (ec) {
     acceptors.clear();
     return unavailable_error(fmt::format("http: cannot listen on {}:{}: {}", o.host, o.port,

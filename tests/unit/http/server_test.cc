@@ -406,6 +406,22 @@ TEST(Server, ListenFailsWithAClearErrorOnABusyPort) {
   EXPECT_NE(r.status().message().find(std::to_string(s->port())), std::string::npos);
 }
 
+// With several io threads the listening sockets form an SO_REUSEPORT group; a second server of
+// the same user must still be refused the port, not join the group and take half the traffic.
+TEST(Server, ASecondMultiThreadedServerCannotShareTheBusyPort) {
+  ServerOptions o;
+  o.threads = 2;
+  auto s = start_server(echo_route, o);
+  ServerOptions same = o;
+  same.port = s->port();
+  Server second(same);
+  auto r = second.listen();
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find(std::to_string(s->port())), std::string::npos);
+  // The first still answers every request, on both of its io threads.
+  EXPECT_EQ(testing::parallel_echo_clients(s->port(), 8, 5), 40);
+}
+
 TEST(Client, RefusedConnectionIsUnavailable) {
   uint16_t port;
   {
