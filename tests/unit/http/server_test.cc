@@ -381,6 +381,35 @@ TEST(Server, IdleKeepAliveConnectionIsClosedAfterTheTimeout) {
   EXPECT_TRUE(sock.peer_closed());
 }
 
+// The idle timeout is for connections with nothing in progress: an answer that takes several
+// timeouts to come, and a client that waits between requests for less than one, are not cut.
+TEST(Server, IdleTimeoutNeverCutsASlowAnswerOrAnActiveClient) {
+  ServerOptions o;
+  o.idle_timeout = 100ms;
+  auto s = start_server([](Server& srv) {
+    srv.route("GET", "/slow", [](Request, std::shared_ptr<Responder> r) {
+      std::thread([r] {
+        std::this_thread::sleep_for(350ms);
+        r->send(Response::text(200, "late"));
+      }).detach();
+    });
+    srv.route("POST", "/echo", [](Request req, std::shared_ptr<Responder> r) {
+      r->send(Response::text(200, req.body));
+    });
+  }, o);
+  Client client("127.0.0.1", s->port());
+  auto slow = client.request("GET", "/slow", "");
+  ASSERT_TRUE(slow.ok()) << slow.status().to_string();
+  EXPECT_EQ(slow->body, "late");
+  for (int i = 0; i < 4; ++i) {  // 4 x 60 ms > the timeout, each gap < the timeout
+    std::this_thread::sleep_for(60ms);
+    auto r = client.request("POST", "/echo", std::to_string(i));
+    ASSERT_TRUE(r.ok()) << r.status().to_string();
+    EXPECT_EQ(r->body, std::to_string(i));
+  }
+  EXPECT_EQ(s->stats().accepted_connections, 1u);  // one keep-alive connection throughout
+}
+
 TEST(Server, RunAfterRunsAndCancelPreventsRunning) {
   auto s = start_server([](Server&) {});
   std::promise<void> ran;
