@@ -502,11 +502,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   const Loop& loop() const { return loop_; }
+  // On the loop: resumes a waiting writer from the loop's queue.
+  void wake_soon() { writer_signal_.notify(); }
   // On the loop: response bytes are queued. Resumes a waiting writer here, so an answer given on
   // this thread reaches the socket before the answering call returns (one trip through the
   // loop's queue less per response).
-  // On the loop: resumes a waiting writer from the loop's queue.
-  void wake_soon() { writer_signal_.notify(); }
   void wake() {
     bool was_inline = resumed_inline_;
     resumed_inline_ = true;
