@@ -915,13 +915,12 @@ StatusOr<uint16_t> Server::listen() {
     if (!ec) a.bind(at, ec);
     if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
   }
-  auto& acc = *acceptors.front();
   if (ec) {
     acceptors.clear();
     return unavailable_error(fmt::format("http: cannot listen on {}:{}: {}", o.host, o.port,
                                          ec.message()));
   }
-  impl_->port = acc.local_endpoint(ec).port();
+  impl_->port = acceptors.front()->local_endpoint(ec).port();
   impl_->listening = true;
   for (auto& ioc : impl_->iocs) impl_->work.emplace_back(ioc->get_executor());
   for (size_t i = 0; i < acceptors.size(); ++i) {
