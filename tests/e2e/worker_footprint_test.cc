@@ -98,7 +98,17 @@ void expect_within_criterion(const std::string& name, const Footprint& f) {
                          << " B";
 }
 
+// AddressSanitizer's shadow memory and allocator add about 100 MiB of Pss to every process,
+// which the plan rightly does not count: the comparison means something only without it.
+#if defined(__SANITIZE_ADDRESS__)
+#define HANGAR_SKIP_UNDER_ASAN() \
+  GTEST_SKIP() << "the footprint cannot be measured under AddressSanitizer (+~100 MiB Pss)"
+#else
+#define HANGAR_SKIP_UNDER_ASAN() static_cast<void>(0)
+#endif
+
 TEST(WorkerFootprintTest, PlanMatchesMeasuredFootprintForEveryFixtureModel) {
+  HANGAR_SKIP_UNDER_ASAN();
   HANGAR_REQUIRE_FIXTURES();
   std::vector<std::filesystem::path> models;
   for (const auto& e : std::filesystem::directory_iterator(fixtures + "/models")) {
@@ -112,6 +122,7 @@ TEST(WorkerFootprintTest, PlanMatchesMeasuredFootprintForEveryFixtureModel) {
 }
 
 TEST(WorkerFootprintTest, PlanMatchesMeasuredFootprintForA500MbModel) {
+  HANGAR_SKIP_UNDER_ASAN();
   HANGAR_REQUIRE_FIXTURES();
   const std::string dir = testing::make_temp_dir("hangar-footprint");
   ASSERT_FALSE(dir.empty());
