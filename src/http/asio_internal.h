@@ -37,8 +37,8 @@ using tcp = asio::ip::tcp;
 // extra queue hop on every completion (each hop costs an event-loop round and an epoll_wait).
 using Loop = asio::io_context::executor_type;
 
-// The Server's first io_context (its acceptor, post() and run_after() run there; valid from
-// construction until the Server is destroyed). Connections are spread over all of them.
+// The Server's first io_context (post(), run_after() and Upstream's default loop run there;
+// valid from construction until the Server is destroyed). Connections live on all of them.
 asio::io_context& io_context_of(Server& server);
 
 // Implemented by the server's own Responder: the loop its connection runs on, so forward()
@@ -70,6 +70,7 @@ class Signal {
         token);
   }
 
+  // True while a coroutine waits (no notify() since its wait()).
   bool has_waiter() const { return waiter_ != nullptr; }
 
   // Resumes the waiter from the loop's queue.

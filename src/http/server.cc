@@ -8,7 +8,6 @@
 #include <sys/socket.h>
 
 #include <condition_variable>
-#include <deque>
 #include <list>
 #include <map>
 #include <mutex>
@@ -491,14 +490,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
     server_->cv.notify_all();
   }
 
+  // On the loop (the accept loop of the connection's io thread).
   void start() {
     auto self = shared_from_this();
     asio::co_spawn(loop_, [self]() { return self->run_reader(); }, asio::detached);
     asio::co_spawn(loop_, [self]() { return self->run_writer(); }, asio::detached);
-    asio::dispatch(loop_, [self] {
-      self->idle_since_ = std::chrono::steady_clock::now();
-      self->arm_idle_timer(self->idle_since_ + self->server_->options.idle_timeout);
-    });
+    idle_since_ = std::chrono::steady_clock::now();
+    arm_idle_timer(idle_since_ + server_->options.idle_timeout);
   }
 
   const Loop& loop() const { return loop_; }
@@ -559,7 +557,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (closing_) return;
     const auto now = std::chrono::steady_clock::now();
     const auto timeout = server_->options.idle_timeout;
-    if (current_ || !pending_.empty()) {
+    if (current_ || next_) {
       arm_idle_timer(now + timeout);  // busy: the idle clock restarts when the answer is out
     } else if (now < idle_since_ + timeout) {
       arm_idle_timer(idle_since_ + timeout);
@@ -574,15 +572,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
     beast::error_code ec;
     while (!closing_) {
       // A request read ahead waits until the one being answered is done, then starts.
-      if (!pending_.empty()) {
+      if (next_) {
         if (current_ || answering_error_) {
           co_await reader_signal_.wait(use_awaitable);
           continue;
         }
         if (server_->stopping || stopping_) break;
         if (!start_next()) co_return;  // an error answer: the writer takes the socket over
-        // Let what the handler set going (a forward's first write) run before our read-ahead.
-        co_await asio::post(loop_, use_awaitable);
+        // Not answered yet (the writer still waits): let what the handler set going, such as a
+        // forward's first write, run before our read-ahead.
+        if (writer_signal_.has_waiter()) co_await asio::post(loop_, use_awaitable);
         continue;
       }
       http::request_parser<http::string_body> parser;
@@ -642,16 +641,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
           p.request.body = std::move(msg.body());
         }
       }
-      pending_.push_back(std::move(p));
+      next_ = std::move(p);
     }
     close();
   }
 
-  // Starts the first pending request: hands it to its handler, or an error answer to the
-  // writer (then returns false: nothing more is read from this connection).
+  // Starts the request read ahead: hands it to its handler, or an error answer to the writer
+  // (then returns false: nothing more is read from this connection).
   bool start_next() {
-    Pending p = std::move(pending_.front());
-    pending_.pop_front();
+    Pending p = std::move(*next_);
+    next_.reset();
     if (p.error_status != 0) {
       answering_error_ = true;
       error_ = error_response(p.error_status, p.error_message, "invalid_request_error");
@@ -669,8 +668,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
       auto responder = std::make_shared<ConnectionResponder>(exchange);
       server_->dispatch(std::move(p.request), std::move(responder));
     }
-    // An answer given during dispatch already woke the writer; otherwise it waits for bytes.
-    writer_signal_.notify();
+    // The writer needs no wake-up here: the exchange wakes it when there is something to write
+    // (or the connection closes).
     return true;
   }
 
@@ -780,7 +779,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   beast::flat_buffer buffer_;
   std::string remote_;
   // All below: only touched on loop_.
-  std::deque<Pending> pending_;       // read, not yet started (at most one ahead)
+  std::optional<Pending> next_;       // read ahead, not yet started
   std::shared_ptr<Exchange> current_;  // being answered
   bool answering_error_ = false;       // the writer answers error_ and closes
   Response error_;
