@@ -2,6 +2,11 @@
 // the router does not know are worker arguments given to every model (`-c 4096 -np 2`), with
 // precedence over the preset.
 #include <signal.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cmath>
+#include <cstdlib>
 
 #include <cstdio>
 #include <memory>
@@ -9,10 +14,12 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "cli/command.h"
 #include "common/signals.h"
+#include "router/arg_table.h"
 #include "router/router.h"
 
 namespace hangar::cli {
@@ -24,21 +31,60 @@ struct ServeFlags {
   double queue_timeout_s = 300;
   double load_timeout_s = 300;
   int queue_max = 64;
+  int64_t max_body_memory_mib = 256;
 };
 
-int serve(ServeFlags& f, const std::vector<std::string>& extras) {
+// A range check for a numeric option that also refuses NaN and infinities (NaN passes every
+// `<` test, so CLI::Range alone would accept `--queue-timeout nan`).
+CLI::Validator finite_range(double min, double max) {
+  return CLI::Validator(
+      [min, max](std::string& text) -> std::string {
+        char* end = nullptr;
+        const double v = std::strtod(text.c_str(), &end);
+        if (end == text.c_str() || *end != '\0' || !std::isfinite(v) || v < min || v > max) {
+          return fmt::format("'{}' is not a number in [{}, {}]", text, min, max);
+        }
+        return "";
+      },
+      fmt::format("NUMBER in [{} - {}]", min, max));
+}
+
+// Worker options given as HANGAR_<OPTION> in serve's environment (HANGAR_CTX_SIZE=4096): the
+// workers no longer inherit HANGAR_* variables, so the router passes these on as arguments,
+// before the command line's own worker arguments (which win). serve's own options are skipped:
+// CLI11 already read them.
+std::vector<std::string> worker_args_from_env(const CLI::App& serve_app) {
+  std::vector<std::string> args;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    std::string_view entry(*e);
+    if (!entry.starts_with("HANGAR_")) continue;
+    const size_t eq = entry.find('=');
+    if (eq == std::string_view::npos) continue;
+    std::string key;
+    for (char c : entry.substr(7, eq - 7)) {
+      key += c == '_' ? '-' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    const router::ArgSpec* spec = router::find_arg(key);
+    if (spec == nullptr || (spec->kind != router::ArgKind::kValue &&
+                            spec->kind != router::ArgKind::kFlag)) {
+      continue;
+    }
+    if (serve_app.get_option_no_throw("--" + key) != nullptr) continue;
+    args.push_back("--" + key + "=" + std::string(entry.substr(eq + 1)));
+  }
+  return args;
+}
+
+int serve(ServeFlags& f, const CLI::App& app, const std::vector<std::string>& cli_extras) {
+  std::vector<std::string> extras = worker_args_from_env(app);
+  extras.insert(extras.end(), cli_extras.begin(), cli_extras.end());
   auto worker_args = router::parse_worker_cli_args(extras);
   if (!worker_args.ok()) {
     std::fprintf(stderr, "hangar serve: %s\n", worker_args.status().message().c_str());
     return 2;
   }
   f.options.sources.cli_args = *worker_args;
-  if (f.queue_timeout_s < 0 || f.load_timeout_s <= 0 || f.queue_max < 0) {
-    std::fprintf(stderr,
-                 "hangar serve: --queue-timeout and --queue-max must be >= 0 and --load-timeout "
-                 "> 0\n");
-    return 2;
-  }
+  f.options.max_body_memory = static_cast<size_t>(f.max_body_memory_mib) * 1024 * 1024;
   f.options.queue_timeout = std::chrono::milliseconds(static_cast<int64_t>(f.queue_timeout_s * 1000));
   f.options.load_timeout = std::chrono::milliseconds(static_cast<int64_t>(f.load_timeout_s * 1000));
   f.options.queue_max = static_cast<size_t>(f.queue_max);
@@ -85,28 +131,47 @@ void register_serve(CLI::App& root, Commands& commands) {
                   "llama.cpp-style INI file of model presets");
   app->add_option("--models-max", f->options.models_max,
                   "most models running at once (0: no limit)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(finite_range(0, 100000));
   app->add_flag("--models-autoload,!--no-models-autoload", f->options.models_autoload,
                 "load a model when a request names it (default: on)");
   app->add_option("--api-key", f->options.api_key, "require this key (Bearer) on every route "
                                                    "but /health");
   app->add_option("--queue-timeout", f->queue_timeout_s,
                   "seconds a request waits for its model before 503")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(finite_range(0, 1e6));
   app->add_option("--queue-max", f->queue_max, "requests waiting per model before 503")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(finite_range(0, 1e6));
   app->add_option("--load-timeout", f->load_timeout_s,
-                  "seconds a loading worker may go without any output or progress")
-      ->capture_default_str();
+                  "seconds a loading worker may go without a control event or health change")
+      ->capture_default_str()
+      ->check(finite_range(0.001, 1e6));
   app->add_option("--preload", f->preload, "comma-separated models to load at start");
   app->add_option("--backend", f->options.backend,
                   "run this llama-server-compatible command per model instead of `hangar run`: "
                   "a template with {model}, {port} and {args}");
   app->add_option("--threads-http", f->options.http_threads, "HTTP io threads")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(finite_range(1, 256));
+  app->add_option("--max-connections", f->options.max_connections,
+                  "open client connections at most; more wait in the kernel's backlog "
+                  "(0: the soft RLIMIT_NOFILE minus 128)")
+      ->capture_default_str()
+      ->check(finite_range(0, 1e7));
+  app->add_option("--max-body-memory", f->max_body_memory_mib,
+                  "MiB of request bodies held at once over all clients; a request whose body "
+                  "does not fit gets 503 before it is read")
+      ->capture_default_str()
+      ->check(finite_range(1, 1 << 20));
   // Tests run a fake worker instead of `hangar run`.
   app->add_option("--worker-bin", f->options.worker_bin, "")->group("");
-  commands.push_back({app, [&root, f] { return serve(*f, root.remaining(true)); }});
+  commands.push_back({app, [&root, app, f] {
+    f->options.worker_log_level = root.get_option("--log-level")->as<std::string>();
+    f->options.worker_log_format = root.get_option("--log-format")->as<std::string>();
+    return serve(*f, *app, root.remaining(true));
+  }});
 }
 
 }  // namespace hangar::cli

@@ -5,8 +5,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <sys/resource.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <list>
 #include <map>
@@ -31,6 +33,44 @@ using asio::use_awaitable;
 struct Liveness {
   std::mutex mu;
   bool alive = true;  // guarded by mu
+};
+
+// The bytes of one request body counted in Server::Impl::body_memory until released (its
+// response completed, or the connection went). Move-only; used on one loop.
+class BodyReservation {
+ public:
+  BodyReservation() = default;
+  BodyReservation(BodyReservation&& o) noexcept
+      : pool_(std::exchange(o.pool_, nullptr)), bytes_(o.bytes_) {}
+  BodyReservation& operator=(BodyReservation&& o) noexcept {
+    if (this != &o) {
+      release();
+      pool_ = std::exchange(o.pool_, nullptr);
+      bytes_ = o.bytes_;
+    }
+    return *this;
+  }
+  ~BodyReservation() { release(); }
+
+  // Counts `bytes` in `pool` unless that would pass `limit`. False (and nothing counted) then.
+  bool take(std::atomic<uint64_t>& pool, uint64_t limit, uint64_t bytes) {
+    release();
+    uint64_t held = pool.load();
+    do {
+      if (bytes > limit || held > limit - bytes) return false;
+    } while (!pool.compare_exchange_weak(held, held + bytes));
+    pool_ = &pool;
+    bytes_ = bytes;
+    return true;
+  }
+  void release() {
+    if (pool_ != nullptr) pool_->fetch_sub(bytes_);
+    pool_ = nullptr;
+  }
+
+ private:
+  std::atomic<uint64_t>* pool_ = nullptr;
+  uint64_t bytes_ = 0;
 };
 
 bool has_crlf(std::string_view s) { return s.find_first_of("\r\n") != std::string_view::npos; }
@@ -382,7 +422,19 @@ struct Server::Impl {
   explicit Impl(ServerOptions o) : options(std::move(o)) {
     const int n = std::max(1, options.threads);
     for (int i = 0; i < n; ++i) iocs.push_back(std::make_unique<internal::asio::io_context>(1));
+    max_connections = options.max_connections;
+    if (max_connections == 0) {
+      rlimit rl{};
+      uint64_t soft = 1024;
+      if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        soft = rl.rlim_cur == RLIM_INFINITY ? (1u << 20) : static_cast<uint64_t>(rl.rlim_cur);
+      }
+      max_connections = static_cast<size_t>(std::max<uint64_t>(16, soft > 128 ? soft - 128 : 0));
+    }
   }
+
+  // Wakes the accept loops paused at max_connections (any thread).
+  void wake_acceptors();
 
   ServerOptions options;
   std::map<std::pair<std::string, std::string>, Handler> routes;  // (method, path); before listen
@@ -395,7 +447,12 @@ struct Server::Impl {
   bool joined = false;          // guarded by mu
 
   std::atomic<uint64_t> accepted{0};
+  std::atomic<uint64_t> accept_errors{0};
   std::atomic<uint64_t> open{0};
+  std::atomic<uint64_t> body_memory{0};  // bytes reserved by request bodies (max_body_memory)
+  size_t max_connections = 0;            // resolved from options at construction
+  // Accept loops paused at max_connections; a closing connection wakes them.
+  std::atomic<int> paused_acceptors{0};
   std::atomic<uint64_t> requests{0};
   std::atomic<uint64_t> in_flight{0};
   std::atomic<bool> stopping{false};
@@ -413,6 +470,8 @@ struct Server::Impl {
   // is accepted by one io thread and stays there, with no hand-over to another thread.
   // acceptors[i] is used on iocs[i] only.
   std::vector<std::unique_ptr<internal::tcp::acceptor>> acceptors;
+  // accept_signals[i]: acceptors[i]'s loop waits on it while paused (used on iocs[i] only).
+  std::vector<std::unique_ptr<internal::Signal>> accept_signals;
   std::vector<internal::asio::executor_work_guard<internal::asio::io_context::executor_type>>
       work;
   std::vector<std::thread> threads;
@@ -486,6 +545,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   ~Connection() {
     if (current_) current_->detach();
     server_->open--;
+    if (server_->paused_acceptors.load() > 0) server_->wake_acceptors();
     std::lock_guard lock(server_->mu);
     server_->cv.notify_all();
   }
@@ -528,8 +588,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   struct Pending {
     int error_status = 0;  // 400/413/431: answer this and close
     std::string error_message;
+    std::optional<Response> answer;  // refused after its head (check_head, body memory): close
     Request request;
     bool head_request = false;
+    BodyReservation body;
   };
 
   void close() {
@@ -590,7 +652,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
           std::min<size_t>(server_->options.max_header_bytes, UINT32_MAX)));
       co_await http::async_read_header(socket_, buffer_, parser,
                                        redirect_error(use_awaitable, ec));
-      if (!ec && parser.get()[http::field::expect] == "100-continue" && !parser.is_done()) {
+      Pending p;
+      if (!ec) {
+        read_head(parser, &p);
+        if (p.error_status == 0) screen(parser, &p);
+      }
+      const bool refused = p.error_status != 0 || p.answer;
+      if (!ec && !refused && parser.get()[http::field::expect] == "100-continue" &&
+          !parser.is_done()) {
         // curl waits for this before sending a body; say go ahead (after the answer being
         // written, so the two never interleave).
         while ((current_ || answering_error_) && !closing_) {
@@ -602,11 +671,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
                                      redirect_error(use_awaitable, ec));
         }
       }
-      if (!ec && !parser.is_done() && !closing_) {
+      if (!ec && !refused && !parser.is_done() && !closing_) {
         co_await http::async_read(socket_, buffer_, parser, redirect_error(use_awaitable, ec));
       }
       if (closing_) break;
-      Pending p;
       if (ec) {
         if (ec == http::error::body_limit) {
           p.error_status = 413;
@@ -625,25 +693,66 @@ class Connection : public std::enable_shared_from_this<Connection> {
           peer_gone();
           break;
         }
-      } else {
-        auto& msg = parser.get();
-        p.request.method = std::string(msg.method_string());
-        p.request.target = std::string(msg.target());
-        p.request.keep_alive = msg.keep_alive();
-        p.request.remote = remote_;
-        p.head_request = msg.method() == http::verb::head;
-        Status st = parse_target(p.request.target, &p.request.path, &p.request.query);
-        if (!st.ok()) {
-          p.error_status = 400;
-          p.error_message = "malformed request target: " + st.message();
-        } else {
-          p.request.headers = to_headers(msg);
-          p.request.body = std::move(msg.body());
-        }
+      } else if (!refused) {
+        p.request.body = std::move(parser.get().body());
       }
       next_ = std::move(p);
     }
     close();
+  }
+
+  // The request line and header fields of `parser`'s message into p->request (or a 400).
+  void read_head(const http::request_parser<http::string_body>& parser, Pending* p) {
+    const auto& msg = parser.get();
+    p->request.method = std::string(msg.method_string());
+    p->request.target = std::string(msg.target());
+    p->request.keep_alive = msg.keep_alive();
+    p->request.remote = remote_;
+    p->head_request = msg.method() == http::verb::head;
+    Status st = parse_target(p->request.target, &p->request.path, &p->request.query);
+    if (!st.ok()) {
+      p->error_status = 400;
+      p->error_message = "malformed request target: " + st.message();
+      return;
+    }
+    p->request.headers = to_headers(msg);
+  }
+
+  // Before the body is read: the owner's check_head (authentication), then room for the body
+  // in max_body_memory. Sets p->answer when the request is refused.
+  void screen(const http::request_parser<http::string_body>& parser, Pending* p) {
+    const ServerOptions& o = server_->options;
+    if (o.check_head) {
+      std::optional<Response> answer;
+      try {
+        answer = o.check_head(p->request);
+      } catch (const std::exception& e) {
+        spdlog::error("http: check_head threw: {}", e.what());
+        answer = error_response(500, "internal error checking the request", "server_error");
+      }
+      if (answer) {
+        p->answer = std::move(answer);
+        return;
+      }
+    }
+    if (o.max_body_memory == 0) return;
+    uint64_t bytes = 0;
+    if (auto length = parser.content_length()) {
+      bytes = *length;
+    } else if (parser.chunked()) {
+      bytes = o.max_body_bytes;  // unknown until read: the most it may be
+    }
+    if (bytes == 0 || bytes > o.max_body_bytes) return;  // nothing to hold, or 413 when read
+    if (!p->body.take(server_->body_memory, o.max_body_memory, bytes)) {
+      Response r = error_response(
+          503,
+          fmt::format("the server is holding {} bytes of request bodies (limit {}); a body of {} "
+                      "bytes does not fit now, retry shortly",
+                      server_->body_memory.load(), o.max_body_memory, bytes),
+          "unavailable_error");
+      r.headers.set("Retry-After", "1");
+      p->answer = std::move(r);
+    }
   }
 
   // Starts the request read ahead: hands it to its handler, or an error answer to the writer
@@ -651,12 +760,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool start_next() {
     Pending p = std::move(*next_);
     next_.reset();
-    if (p.error_status != 0) {
+    if (p.error_status != 0 || p.answer) {
       answering_error_ = true;
-      error_ = error_response(p.error_status, p.error_message, "invalid_request_error");
+      error_ = p.answer ? std::move(*p.answer)
+                        : error_response(p.error_status, p.error_message,
+                                         "invalid_request_error");
       writer_signal_.notify();
       return false;
     }
+    current_body_ = std::move(p.body);
     bool keep_alive = p.request.keep_alive && !server_->stopping && !stopping_;
     auto exchange = std::make_shared<Exchange>(weak_from_this(), server_->liveness, keep_alive,
                                                p.head_request,
@@ -702,6 +814,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       bool ok = co_await pump(*exchange);
       if (ok) exchange->completed(); else exchange->mark_closed();
       current_.reset();
+      current_body_.release();
       idle_since_ = std::chrono::steady_clock::now();
       if (--server_->in_flight == 0) {
         std::lock_guard lock(server_->mu);
@@ -781,6 +894,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // All below: only touched on loop_.
   std::optional<Pending> next_;       // read ahead, not yet started
   std::shared_ptr<Exchange> current_;  // being answered
+  BodyReservation current_body_;       // current_'s request body, counted until it completes
   bool answering_error_ = false;       // the writer answers error_ and closes
   Response error_;
   bool resumed_inline_ = false;        // the writer runs inside wake()
@@ -821,15 +935,43 @@ void Exchange::notify(bool here) {
 }
 
 asio::awaitable<void> accept_loop(Server::Impl* server, size_t index) {
+  using std::chrono::milliseconds;
   beast::error_code ec;
   tcp::acceptor& acceptor = *server->acceptors[index];
-  while (true) {
+  Signal& resume = *server->accept_signals[index];
+  asio::steady_timer backoff(acceptor.get_executor());
+  milliseconds pause{0};  // the pause after the last failed accept; 0 outside an episode
+  while (acceptor.is_open()) {
+    if (server->open.load() >= server->max_connections) {
+      // At the cap: leave newcomers in the kernel's backlog until a connection closes. The
+      // count is read again after announcing the pause, so a close in between is not missed
+      // (it sees paused_acceptors and posts a wake-up to this loop).
+      server->paused_acceptors++;
+      if (server->open.load() >= server->max_connections && !server->stopping) {
+        co_await resume.wait(use_awaitable);
+      }
+      server->paused_acceptors--;
+      continue;
+    }
     Connection::Socket socket(server->iocs[index]->get_executor());
     co_await acceptor.async_accept(socket, redirect_error(use_awaitable, ec));
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
-      spdlog::warn("http: accept failed: {}", ec.message());
+      // Out of descriptors (EMFILE, ENFILE) or memory: retrying at once would spin. Back off,
+      // doubling up to 1 s, and log once per episode.
+      server->accept_errors++;
+      if (pause.count() == 0) {
+        spdlog::warn("http: accept failed: {}; pausing new connections until it succeeds again",
+                     ec.message());
+      }
+      pause = std::clamp(pause * 2, milliseconds(10), milliseconds(1000));
+      backoff.expires_after(pause);
+      co_await backoff.async_wait(redirect_error(use_awaitable, ec));
       continue;
+    }
+    if (pause.count() != 0) {
+      spdlog::info("http: accepting new connections again");
+      pause = milliseconds(0);
     }
     server->accepted++;
     server->open++;
@@ -846,6 +988,18 @@ asio::awaitable<void> accept_loop(Server::Impl* server, size_t index) {
 }  // namespace
 
 asio::io_context& io_context_of(Server& server) { return server.impl().main_ioc(); }
+
+}  // namespace internal
+
+void Server::Impl::wake_acceptors() {
+  std::lock_guard lock(liveness->mu);
+  if (!liveness->alive) return;
+  for (size_t i = 0; i < accept_signals.size(); ++i) {
+    internal::asio::post(*iocs[i], [this, i] { accept_signals[i]->notify(); });
+  }
+}
+
+namespace internal {
 
 bool is_hop_by_hop(std::string_view name) {
   static constexpr std::string_view kHop[] = {"Connection", "Keep-Alive", "Transfer-Encoding",
@@ -891,6 +1045,7 @@ StatusOr<uint16_t> Server::listen() {
   auto& acceptors = impl_->acceptors;
   for (auto& ioc : impl_->iocs) {
     acceptors.push_back(std::make_unique<tcp::acceptor>(ioc->get_executor()));
+    impl_->accept_signals.push_back(std::make_unique<internal::Signal>(ioc->get_executor()));
   }
   // With several io threads, each listens on its own socket of one SO_REUSEPORT group: the
   // kernel gives each new connection to one of them, so exactly one io thread wakes for it and
@@ -916,6 +1071,7 @@ StatusOr<uint16_t> Server::listen() {
   }
   if (ec) {
     acceptors.clear();
+    impl_->accept_signals.clear();
     return unavailable_error(fmt::format("http: cannot listen on {}:{}: {}", o.host, o.port,
                                          ec.message()));
   }
@@ -955,6 +1111,7 @@ void Server::stop() {
       internal::asio::post(*impl_->iocs[i], [impl = impl_.get(), i] {
         boost::system::error_code ec;
         impl->acceptors[i]->close(ec);
+        impl->accept_signals[i]->notify();  // a loop paused at max_connections ends
       });
     }
   }
@@ -1012,6 +1169,8 @@ ServerStats Server::stats() const {
   s.open_connections = impl_->open;
   s.requests = impl_->requests;
   s.in_flight = impl_->in_flight;
+  s.accept_errors = impl_->accept_errors;
+  s.body_memory = impl_->body_memory;
   return s;
 }
 

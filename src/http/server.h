@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/status.h"
@@ -42,6 +43,20 @@ struct ServerOptions {
   // A streamed response whose unsent bytes exceed this is aborted (a client that stopped
   // reading cannot grow our memory without bound).
   size_t max_buffered_bytes = 8 * 1024 * 1024;
+  // Open connections at most; at the cap the listener stops accepting until one closes (the
+  // kernel's backlog holds the newcomers). 0 = the soft RLIMIT_NOFILE minus 128 (kept for
+  // workers, files and upstream connections), at least 16.
+  size_t max_connections = 0;
+  // Request bodies of all connections together, in bytes (0 = no limit). A request whose
+  // declared body (Content-Length; max_body_bytes for a chunked one) does not fit in what is
+  // left gets 503 with Retry-After before its body is read. A body's bytes count until its
+  // response is complete.
+  size_t max_body_memory = 0;
+  // Runs on the io thread right after a request's head is read, before its body: a returned
+  // response answers the request at once (the body is never read, the connection closes after
+  // it). Used for authentication, so an unauthenticated client cannot make us buffer a body.
+  // `head` has everything but the body. Must not block.
+  std::function<std::optional<Response>(const Request& head)> check_head;
 };
 
 struct ServerStats {
@@ -49,6 +64,8 @@ struct ServerStats {
   uint64_t open_connections = 0;
   uint64_t requests = 0;           // requests parsed and handed to a handler
   uint64_t in_flight = 0;          // responses not yet complete
+  uint64_t accept_errors = 0;      // failed accept() calls (EMFILE...), each followed by a pause
+  uint64_t body_memory = 0;        // bytes of request bodies held now (see max_body_memory)
 };
 
 // A timer or posted task that can be cancelled. Cancel is a no-op once it ran. Copyable; any

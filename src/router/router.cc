@@ -105,8 +105,16 @@ std::chrono::milliseconds Router::Impl::stop_timeout_of(const ModelConfig& m) co
 
 std::vector<std::string> Router::Impl::worker_argv(const ModelConfig& m, uint16_t port) const {
   if (options.backend.empty()) {
+    // Where the worker listens is always given here: it must not come from anywhere else.
     std::vector<std::string> argv = {worker_bin, "run", "-m", m.path, "--control-fd",
-                                     std::to_string(WorkerProcess::kControlFd), "--alias", m.id};
+                                     std::to_string(WorkerProcess::kControlFd), "--alias", m.id,
+                                     "--host", "127.0.0.1", "--port", "0"};
+    if (!options.worker_log_level.empty()) {
+      argv.insert(argv.end(), {"--log-level", options.worker_log_level});
+    }
+    if (!options.worker_log_format.empty()) {
+      argv.insert(argv.end(), {"--log-format", options.worker_log_format});
+    }
     if (!m.mmproj.empty()) {
       argv.push_back("--mmproj");
       argv.push_back(m.mmproj);
@@ -459,6 +467,14 @@ StatusOr<std::unique_ptr<Router>> Router::create(RouterOptions options) {
   so.host = impl->options.host;
   so.port = impl->options.port;
   so.threads = std::max(1, impl->options.http_threads);
+  so.max_connections = impl->options.max_connections;
+  so.max_body_memory = impl->options.max_body_memory;
+  // The key is checked as soon as a request's head is read: an unauthenticated client never
+  // makes the router read (and hold) its body.
+  so.check_head = [raw = impl.get()](const http::Request& head) -> std::optional<http::Response> {
+    if (raw->authorized(head)) return std::nullopt;
+    return http::error_response(401, "Invalid API Key", "authentication_error");
+  };
   impl->server = std::make_unique<http::Server>(so);
   Impl* raw = impl.get();
   impl->loop = std::make_unique<TaskLoop>([raw] { return raw->scheduler.next_deadline(); },

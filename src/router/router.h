@@ -29,6 +29,8 @@ struct RouterOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 8080;  // 0 = any free port (tests)
   int http_threads = 2;
+  size_t max_connections = 0;                    // 0 = soft RLIMIT_NOFILE − 128 (http::Server)
+  size_t max_body_memory = 256ull * 1024 * 1024;  // request bodies held at once, all clients
   RegistrySources sources;
   int models_max = 4;
   bool models_autoload = true;
@@ -41,6 +43,10 @@ struct RouterOptions {
   // {model}, {port} and {args}, e.g. "llama-server -m {model} --port {port} {args}".
   std::string backend;
   std::string worker_bin;  // the `hangar` binary for workers; "" = this executable
+  // Passed to hangar workers as --log-level / --log-format ("" = not passed): workers never
+  // read the router's HANGAR_* environment (it is removed from theirs).
+  std::string worker_log_level;
+  std::string worker_log_format;
   // Overrides every model's preset stop-timeout when set (tests).
   std::optional<std::chrono::milliseconds> stop_timeout;
 };

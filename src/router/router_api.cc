@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/json_limits.h"
 #include "common/version.h"
 #include "http/sse.h"
 #include "router/body_model.h"
@@ -43,6 +44,10 @@ Response scheduling_error(const Status& s) {
 // `reg`. Otherwise answers the error on `r` and returns nullptr.
 const ModelConfig* model_of_body(const Request& req, const Registry& reg, json* body,
                                  Responder& r) {
+  if (Status deep = check_json_depth(req.body); !deep.ok()) {
+    r.send(bad_request(deep.message()));
+    return nullptr;
+  }
   try {
     *body = json::parse(req.body);
   } catch (const json::exception& e) {
@@ -61,20 +66,57 @@ const ModelConfig* model_of_body(const Request& req, const Registry& reg, json* 
   return m;
 }
 
+// Equal strings, compared in a time that depends only on their lengths, so a client cannot
+// find the key byte by byte by timing the answers.
+bool constant_time_equal(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  const size_t n = std::max(a.size(), b.size());
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned char x = i < a.size() ? static_cast<unsigned char>(a[i]) : 0;
+    const unsigned char y = i < b.size() ? static_cast<unsigned char>(b[i]) : 0;
+    diff |= static_cast<unsigned char>(x ^ y);
+  }
+  return diff == 0;
+}
+
+// Routes anyone may reach without the key: the health check, and CORS preflights (a browser
+// sends those without credentials, so they must not need the key).
+bool is_open_route(const Request& req) {
+  return req.method == "OPTIONS" ||
+         (req.path == "/health" && (req.method == "GET" || req.method == "HEAD"));
+}
+
 }  // namespace
 
 bool Router::Impl::authorized(const Request& req) const {
-  if (options.api_key.empty()) return true;
+  if (options.api_key.empty() || is_open_route(req)) return true;
   if (auto auth = req.headers.get("Authorization")) {
     std::string_view v = *auth;
     if (v.size() > 7 && http::iequals(v.substr(0, 7), "Bearer ") &&
-        v.substr(7) == options.api_key) {
+        constant_time_equal(v.substr(7), options.api_key)) {
       return true;
     }
   }
-  if (auto key = req.headers.get("X-Api-Key"); key && *key == options.api_key) return true;
+  if (auto key = req.headers.get("X-Api-Key"); key && constant_time_equal(*key, options.api_key)) {
+    return true;
+  }
   return false;
 }
+
+namespace {
+
+// The answer to a CORS preflight: any origin may call the API with the headers clients send.
+Response preflight() {
+  Response r;
+  r.status = 204;
+  r.headers.set("Access-Control-Allow-Origin", "*");
+  r.headers.set("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
+  r.headers.set("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Api-Key");
+  r.headers.set("Access-Control-Max-Age", "86400");
+  return r;
+}
+
+}  // namespace
 
 std::shared_ptr<http::Upstream> Router::Impl::upstream_for(const std::string& id, uint16_t port) {
   std::lock_guard lock(upstream_mu_);
@@ -217,9 +259,11 @@ void Router::Impl::install_routes() {
     };
   };
 
-  server->route("GET", "/health", [](Request, std::shared_ptr<Responder> r) {
+  auto health = [](Request, std::shared_ptr<Responder> r) {
     r->send(Response::json(200, R"({"status":"ok"})"));
-  });
+  };
+  server->route("GET", "/health", health);
+  server->route("HEAD", "/health", health);
 
   auto list_models = [this](Request req, std::shared_ptr<Responder> r) {
     if (auto reload = req.query_param("reload"); reload && (*reload == "1" || *reload == "true")) {
@@ -348,6 +392,10 @@ void Router::Impl::install_routes() {
 
   // Everything else: POST routes by the body's "model", GET routes by ?model=.
   server->set_fallback(guard([this](Request req, std::shared_ptr<Responder> r) {
+    if (req.method == "OPTIONS") {
+      r->send(preflight());
+      return;
+    }
     if (req.method == "GET" || req.method == "HEAD" || req.method == "DELETE") {
       auto model = req.query_param("model");
       if (!model) {

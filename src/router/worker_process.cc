@@ -29,6 +29,19 @@ std::string errno_text() { return std::strerror(errno); }
 
 }  // namespace
 
+bool is_router_only_env(std::string_view entry) {
+  // HANGAR_* configures the router (every option reads HANGAR_<OPTION>): a worker inheriting
+  // HANGAR_PORT would bind the router's port, HANGAR_API_KEY would demand a key the router does
+  // not forward. llama.cpp's own router-owned variables are stripped the same way, so a
+  // llama-server backend does not take the router's host, port or key either.
+  static constexpr std::string_view kPrefixes[] = {
+      "HANGAR_", "LLAMA_ARG_HOST=", "LLAMA_ARG_PORT=", "LLAMA_API_KEY=", "LLAMA_ARG_MODELS_"};
+  for (std::string_view p : kPrefixes) {
+    if (entry.starts_with(p)) return true;
+  }
+  return false;
+}
+
 StatusOr<std::unique_ptr<WorkerProcess>> WorkerProcess::spawn(
     const std::vector<std::string>& argv, bool with_control, const std::string& log_name,
     WorkerCallbacks callbacks) {
@@ -48,6 +61,11 @@ StatusOr<std::unique_ptr<WorkerProcess>> WorkerProcess::spawn(
   std::vector<char*> cargv;
   for (const std::string& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
   cargv.push_back(nullptr);
+  std::vector<char*> cenv;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    if (!is_router_only_env(*e)) cenv.push_back(*e);
+  }
+  cenv.push_back(nullptr);
   const pid_t parent = getpid();
 
   pid_t pid = fork();
@@ -82,7 +100,7 @@ StatusOr<std::unique_ptr<WorkerProcess>> WorkerProcess::spawn(
     if (syscall(SYS_close_range, first_closed, ~0U, 0) != 0) {
       for (int fd = static_cast<int>(first_closed); fd < 4096; ++fd) close(fd);
     }
-    execvp(cargv[0], cargv.data());
+    execvpe(cargv[0], cargv.data(), cenv.data());
     const char msg[] = "hangar: exec failed: ";
     (void)!write(2, msg, sizeof(msg) - 1);
     const char* err = strerror(errno);

@@ -7,7 +7,8 @@
 // workers (no orphans); it closes every other inherited fd. A monitor thread per process reads
 // the control socket (JSON lines → on_control) and the output pipe (lines → on_log), keeps the
 // last 20 log lines, and notices the exit through a pidfd at any time (→ on_exit, once, after
-// the remaining output was read). It reaps the child itself.
+// the remaining output was read). It reaps the child itself. The child's environment is the
+// router's minus the router-only variables (is_router_only_env).
 //
 // PR_SET_PDEATHSIG fires when the *thread* that forked exits: call spawn() from a thread that
 // lives as long as the workers (the router's control thread).
@@ -25,12 +26,17 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
 #include "common/status.h"
 
 namespace hangar::router {
+
+// True for an environment entry ("NAME=value") that configures the router and is removed from
+// every worker's environment: HANGAR_* and llama.cpp's router-owned LLAMA_ARG_* variables.
+bool is_router_only_env(std::string_view entry);
 
 struct WorkerExit {
   int exit_code = 0;  // the exit status, or -N when killed by signal N

@@ -53,12 +53,24 @@ inline int pidfd_of(pid_t pid) { return static_cast<int>(syscall(SYS_pidfd_open,
 // `hangar <args>` with stdout and stderr on one pipe read by a background thread.
 class HangarProcess {
  public:
-  explicit HangarProcess(const std::vector<std::string>& args) {
+  // `extra_env`: "NAME=value" entries added to (or replacing) the test's own environment.
+  explicit HangarProcess(const std::vector<std::string>& args,
+                         std::vector<std::string> extra_env = {}) {
     std::vector<std::string> argv = {testing::hangar_binary()};
     argv.insert(argv.end(), args.begin(), args.end());
     std::vector<char*> cargv;
     for (std::string& a : argv) cargv.push_back(a.data());
     cargv.push_back(nullptr);
+    std::vector<char*> cenv;
+    for (std::string& e : extra_env) cenv.push_back(e.data());
+    for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+      std::string_view entry(*e);
+      const std::string_view name = entry.substr(0, entry.find('=') + 1);
+      bool replaced = false;
+      for (const std::string& x : extra_env) replaced = replaced || x.starts_with(name);
+      if (!replaced) cenv.push_back(*e);
+    }
+    cenv.push_back(nullptr);
     int out[2];
     if (pipe2(out, O_CLOEXEC) != 0) return;
     const pid_t parent = getpid();
@@ -69,7 +81,7 @@ class HangarProcess {
       if (getppid() != parent) _exit(127);
       dup2(out[1], 1);
       dup2(out[1], 2);
-      execv(cargv[0], cargv.data());
+      execve(cargv[0], cargv.data(), cenv.data());
       _exit(127);
     }
     close(out[1]);
@@ -179,7 +191,8 @@ class HangarProcess {
 // `hangar serve --port 0 <args>`, stopped (SIGTERM) by the destructor.
 class Serve {
  public:
-  explicit Serve(std::vector<std::string> args) : process_(with_serve(std::move(args))) {
+  explicit Serve(std::vector<std::string> args, std::vector<std::string> env = {})
+      : process_(with_serve(std::move(args)), std::move(env)) {
     port_ = process_.wait_for_port("router: listening on http://");
   }
   uint16_t port() const { return port_; }
