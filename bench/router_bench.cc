@@ -173,6 +173,7 @@ int main(int argc, char** argv) {
   o.worker_bin = worker;
   o.sources.models_dir = dir.string();
   o.http_threads = threads;
+  o.memory_margin_mib = 0;  // the fake worker's script is not a GGUF file to estimate
   auto created = hangar::router::Router::create(o);
   if (!created.ok()) {
     std::fprintf(stderr, "router: %s\n", created.status().message().c_str());

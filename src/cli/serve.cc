@@ -133,6 +133,13 @@ void register_serve(CLI::App& root, Commands& commands) {
                   "most models running at once (0: no limit)")
       ->capture_default_str()
       ->check(finite_range(0, 100000));
+  app->add_option("--models-memory-margin", f->options.memory_margin_mib,
+                  "MiB kept free on every device (budget = free at start minus this; 0: no "
+                  "memory check)")
+      ->capture_default_str()
+      ->check(finite_range(0, 1 << 30));
+  app->add_option("--devices-file", f->options.devices_file,
+                  "JSON file replacing the device inventory (what-if planning, tests)");
   app->add_flag("--models-autoload,!--no-models-autoload", f->options.models_autoload,
                 "load a model when a request names it (default: on)");
   app->add_option("--api-key", f->options.api_key, "require this key (Bearer) on every route "
@@ -168,6 +175,17 @@ void register_serve(CLI::App& root, Commands& commands) {
   // Tests run a fake worker instead of `hangar run`.
   app->add_option("--worker-bin", f->options.worker_bin, "")->group("");
   commands.push_back({app, [&root, app, f] {
+    // llama.cpp's variable for the margin, when neither the flag nor HANGAR_MODELS_MEMORY_MARGIN
+    // set it (CLI11 reads one variable per option).
+    const char* llama_margin = std::getenv("LLAMA_ARG_MODELS_MEMORY_MARGIN");
+    if (app->count("--models-memory-margin") == 0 && llama_margin != nullptr) {
+      std::string text = llama_margin;
+      if (std::string bad = finite_range(0, 1 << 30)(text); !bad.empty()) {
+        std::fprintf(stderr, "hangar serve: LLAMA_ARG_MODELS_MEMORY_MARGIN: %s\n", bad.c_str());
+        return 2;
+      }
+      f->options.memory_margin_mib = static_cast<uint64_t>(std::strtod(text.c_str(), nullptr));
+    }
     f->options.worker_log_level = root.get_option("--log-level")->as<std::string>();
     f->options.worker_log_format = root.get_option("--log-format")->as<std::string>();
     return serve(*f, *app, root.remaining(true));

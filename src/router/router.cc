@@ -81,12 +81,46 @@ std::vector<std::string> split_words(const std::string& s) {
   return out;
 }
 
+// Budgets from the inventory (design §4): free at start minus the margin; no budget at all with
+// margin 0 (no memory check).
+std::vector<DeviceLimit> device_limits(const std::vector<devices::Device>& inventory,
+                                       uint64_t margin_mib) {
+  std::vector<DeviceLimit> out;
+  const uint64_t margin = margin_mib << 20;
+  for (const devices::Device& d : inventory) {
+    std::optional<uint64_t> budget;
+    if (margin_mib > 0) budget = d.free > margin ? d.free - margin : 0;
+    out.push_back({d.name, budget});
+  }
+  return out;
+}
+
+SchedulerOptions scheduler_options(const RouterOptions& o,
+                                   const std::vector<devices::Device>& inventory) {
+  SchedulerOptions so;
+  so.models_max = o.models_max;
+  so.queue_max = o.queue_max;
+  so.queue_timeout = o.queue_timeout;
+  so.devices = device_limits(inventory, o.memory_margin_mib);
+  return so;
+}
+
+// The ready event's "memory" object ({"CPU": bytes, ...}) as numbers per device.
+std::map<std::string, uint64_t> memory_by_device(const json& memory) {
+  std::map<std::string, uint64_t> out;
+  if (!memory.is_object()) return out;
+  for (const auto& [device, bytes] : memory.items()) {
+    if (bytes.is_number_unsigned()) out[device] = bytes.get<uint64_t>();
+  }
+  return out;
+}
+
 }  // namespace
 
-Router::Impl::Impl(RouterOptions o)
+Router::Impl::Impl(RouterOptions o, std::vector<devices::Device> inv)
     : options(std::move(o)),
-      scheduler(SchedulerOptions{options.models_max, options.queue_max, options.queue_timeout},
-                this) {
+      inventory(std::move(inv)),
+      scheduler(scheduler_options(options, inventory), this) {
   worker_bin = options.worker_bin.empty() ? self_exe() : options.worker_bin;
   created_unix = std::chrono::duration_cast<std::chrono::seconds>(
                      std::chrono::system_clock::now().time_since_epoch())
@@ -360,11 +394,16 @@ void Router::Impl::on_control(const std::shared_ptr<Worker>& w, const std::strin
       publish(w->config.id, "model_status", data.dump());
     } else if (kind == "ready") {
       uint16_t port;
+      std::map<std::string, uint64_t> measured;
       {
         std::lock_guard lock(workers_mu_);
         if (w->stop_requested || w->exited) return;
         w->ready = true;
-        if (ev.contains("memory")) w->memory_json = ev["memory"].dump();
+        if (ev.contains("memory")) {
+          w->memory_json = ev["memory"].dump();
+          w->measured = memory_by_device(ev["memory"]);
+        }
+        measured = w->measured;
         port = w->port;
       }
       if (port == 0) {
@@ -373,6 +412,7 @@ void Router::Impl::on_control(const std::shared_ptr<Worker>& w, const std::strin
         return;
       }
       scheduler.on_ready(w->config.id, port);
+      scheduler.on_measured(w->config.id, measured);
     } else if (kind == "error") {
       std::string msg = ev.value("message", std::string("(no message)"));
       spdlog::warn("[{}] error: {}", w->config.id, msg);
@@ -439,12 +479,56 @@ Status Router::Impl::reload_registry() {
   for (const ModelConfig& m : next->models()) {
     const ModelConfig* before = old->resolve(m.id);
     scheduler.add_model(m.id, m.pin, m.ttl_s);
+    const NeedEstimate need = estimator.estimate(m);
+    scheduler.set_need(m.id, need.bytes, need.error);
     if (before != nullptr && before->id == m.id && !(*before == m)) {
       (void)scheduler.unload(m.id);  // running with the old config: unload (not running: fine)
     }
   }
   publish("*", "models_reload", "{}");
   return ok_status();
+}
+
+void Router::Impl::estimate_all(const Registry& reg) {
+  for (const ModelConfig& m : reg.models()) {
+    scheduler.add_model(m.id, m.pin, m.ttl_s);
+    const NeedEstimate need = estimator.estimate(m);
+    if (!need.error.empty()) spdlog::warn("router: {}", need.error);
+    for (const auto& [device, bytes] : need.bytes) {
+      spdlog::debug("router: '{}' needs {} on {} ({})", m.id, mib(bytes), device, need.source);
+    }
+    scheduler.set_need(m.id, need.bytes, need.error);
+  }
+}
+
+std::map<std::string, uint64_t> Router::Impl::measured_by_device() const {
+  std::map<std::string, uint64_t> out;
+  std::lock_guard lock(workers_mu_);
+  for (const auto& [id, w] : workers_) {
+    if (!w->ready || w->exited) continue;
+    for (const auto& [device, bytes] : w->measured) out[device] += bytes;
+  }
+  return out;
+}
+
+std::string Router::Impl::devices_json() const {
+  const std::map<std::string, uint64_t> measured = measured_by_device();
+  const std::vector<Scheduler::DeviceUse> use = scheduler.device_use();
+  json list = json::array();
+  for (size_t i = 0; i < inventory.size() && i < use.size(); ++i) {
+    const devices::Device& d = inventory[i];
+    auto m = measured.find(d.name);
+    list.push_back({{"name", d.name},
+                    {"type", std::string(devices::device_type_name(d.type))},
+                    {"description", d.description},
+                    {"total", d.total},
+                    {"free", d.free},
+                    {"margin", options.memory_margin_mib << 20},
+                    {"budget", use[i].budget ? json(*use[i].budget) : json(nullptr)},
+                    {"reserved", use[i].reserved},
+                    {"measured", m == measured.end() ? 0 : m->second}});
+  }
+  return json{{"devices", list}}.dump();
 }
 
 // --- Router -----------------------------------------------------------------------------------
@@ -458,11 +542,19 @@ StatusOr<std::unique_ptr<Router>> Router::create(RouterOptions options) {
       return not_found_error("--preload names model '" + name + "', which is not known");
     }
   }
-  auto impl = std::make_unique<Impl>(std::move(options));
-  impl->registry_ = std::make_shared<const Registry>(std::move(reg));
-  for (const ModelConfig& m : impl->registry_->models()) {
-    impl->scheduler.add_model(m.id, m.pin, m.ttl_s);
+  devices::InventoryOptions io;
+  io.devices_file = options.devices_file;
+  std::string note;
+  HANGAR_ASSIGN_OR_RETURN(std::vector<devices::Device> inventory,
+                          devices::take_inventory(io, &note));
+  if (!note.empty()) spdlog::info("router: {}", note);
+  auto impl = std::make_unique<Impl>(std::move(options), std::move(inventory));
+  for (const Scheduler::DeviceUse& d : impl->scheduler.device_use()) {
+    spdlog::info("router: device {}: budget {}", d.name,
+                 d.budget ? mib(*d.budget) : std::string("unlimited (no memory check)"));
   }
+  impl->registry_ = std::make_shared<const Registry>(std::move(reg));
+  impl->estimate_all(*impl->registry_);
   http::ServerOptions so;
   so.host = impl->options.host;
   so.port = impl->options.port;

@@ -33,6 +33,9 @@ struct RouterOptions {
   size_t max_body_memory = 256ull * 1024 * 1024;  // request bodies held at once, all clients
   RegistrySources sources;
   int models_max = 4;
+  // Per device: budget = free at start − margin (design §4). 0 = no memory check.
+  uint64_t memory_margin_mib = 1024;
+  std::string devices_file;  // replaces the inventory (tests, what-if planning)
   bool models_autoload = true;
   std::string api_key;  // "" = no authentication
   std::chrono::milliseconds queue_timeout{300'000};

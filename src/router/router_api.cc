@@ -34,10 +34,20 @@ Response scheduling_error(const Status& s) {
     case StatusCode::kNotFound:
     case StatusCode::kFailedPrecondition:
     case StatusCode::kInvalidArgument:
+    case StatusCode::kOutOfRange:  // never fits (design §3 5a): 400 on a proxied request
       return bad_request(s.message());
     default:
       return unavailable(s.message());
   }
+}
+
+// The status a failed /models/load is answered with: a model that can never fit is 507
+// (design §3 5a), the rest as for a proxied request.
+Response load_error(const Status& s) {
+  if (s.code() == StatusCode::kOutOfRange) {
+    return http::error_response(507, s.message(), "insufficient_memory_error");
+  }
+  return scheduling_error(s);
 }
 
 // The body of /models/load and /models/unload: a JSON object whose "model" names a model of
@@ -219,10 +229,8 @@ std::string Router::Impl::models_json() const {
       st["exit_code"] = s.exit_code;
       st["last_error"] = s.last_error;
     }
-    json memory = {{"estimate", json::object()}, {"measured", json::object()}};
-    if (!m.memory_mib.empty()) {
-      for (const auto& [dev, mib] : m.memory_mib) memory["estimate"][dev] = mib * 1024 * 1024;
-    }
+    json memory = {{"estimate", s.need}, {"reserved", s.reserved}, {"measured", json::object()}};
+    if (!s.need_error.empty()) memory["error"] = s.need_error;
     if (auto it = measured.find(m.id); it != measured.end()) {
       try {
         memory["measured"] = json::parse(it->second);
@@ -294,7 +302,7 @@ void Router::Impl::install_routes() {
     if (!wait) {
       Status s = scheduler.load(id);
       if (!s.ok()) {
-        r->send(scheduling_error(s));
+        r->send(load_error(s));
         return;
       }
       r->send(Response::json(200, R"({"success":true})"));
@@ -307,7 +315,7 @@ void Router::Impl::install_routes() {
         id, true, &lease,
         [this, id, r](StatusOr<Lease> l) {
           if (!l.ok()) {
-            r->send(scheduling_error(l.status()));
+            r->send(load_error(l.status()));
             return;
           }
           scheduler.release(id);
@@ -315,7 +323,7 @@ void Router::Impl::install_routes() {
         },
         &waiter);
     if (!result.ok()) {
-      r->send(scheduling_error(result.status()));
+      r->send(load_error(result.status()));
       return;
     }
     if (*result == Scheduler::Acquired::kGranted) {
@@ -337,6 +345,10 @@ void Router::Impl::install_routes() {
       return;
     }
     r->send(Response::json(200, R"({"success":true})"));
+  }));
+
+  server->route("GET", "/devices", guard([this](Request, std::shared_ptr<Responder> r) {
+    r->send(Response::json(200, devices_json()));
   }));
 
   server->route("GET", "/models/sse", guard([this](Request, std::shared_ptr<Responder> r) {
@@ -384,6 +396,17 @@ void Router::Impl::install_routes() {
              std::to_string(s.in_flight) + "\n";
       out += "hangar_model_queue_length{model=" + http::json_quote(s.id) + "} " +
              std::to_string(s.queued) + "\n";
+    }
+    const std::map<std::string, uint64_t> measured = measured_by_device();
+    out += "# TYPE hangar_device_budget_bytes gauge\n# TYPE hangar_device_reserved_bytes gauge\n"
+           "# TYPE hangar_device_measured_bytes gauge\n";
+    for (const Scheduler::DeviceUse& d : scheduler.device_use()) {
+      const std::string label = "{device=" + http::json_quote(d.name) + "} ";
+      if (d.budget) out += "hangar_device_budget_bytes" + label + std::to_string(*d.budget) + "\n";
+      out += "hangar_device_reserved_bytes" + label + std::to_string(d.reserved) + "\n";
+      auto m = measured.find(d.name);
+      out += "hangar_device_measured_bytes" + label +
+             std::to_string(m == measured.end() ? 0 : m->second) + "\n";
     }
     Response resp = Response::text(200, out);
     resp.headers.set("Content-Type", "text/plain; version=0.0.4");

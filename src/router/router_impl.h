@@ -15,9 +15,11 @@
 #include <string>
 #include <vector>
 
+#include "devices/devices.h"
 #include "http/responder.h"
 #include "http/server.h"
 #include "http/upstream.h"
+#include "router/estimator.h"
 #include "router/registry.h"
 #include "router/router.h"
 #include "router/scheduler.h"
@@ -40,13 +42,14 @@ struct Worker {
   bool exited = false;
   std::string error_event;  // the worker's last {"event":"error"} message
   std::string memory_json = "{}";  // the ready event's memory object
+  std::map<std::string, uint64_t> measured;  // the same, per device (bytes)
   std::chrono::steady_clock::time_point last_health_change;
   int last_health_status = 0;
   std::unique_ptr<WorkerProcess> process;  // set once after spawn
 };
 
 struct Router::Impl : public SchedulerHooks {
-  explicit Impl(RouterOptions o);
+  Impl(RouterOptions o, std::vector<devices::Device> inventory);
 
   // SchedulerHooks (called from any thread, outside the scheduler's lock).
   void spawn(const std::string& id) override;
@@ -67,6 +70,12 @@ struct Router::Impl : public SchedulerHooks {
   // Registry.
   std::shared_ptr<const Registry> registry() const;
   Status reload_registry();
+  // Estimates every model of `reg` (cached) and gives the needs to the scheduler.
+  void estimate_all(const Registry& reg);
+
+  // Devices (design §4): the inventory read at start, and the measured use per device.
+  std::string devices_json() const;
+  std::map<std::string, uint64_t> measured_by_device() const;
 
   // HTTP (router_api.cc).
   void install_routes();
@@ -80,6 +89,8 @@ struct Router::Impl : public SchedulerHooks {
   bool authorized(const http::Request& req) const;
 
   RouterOptions options;
+  const std::vector<devices::Device> inventory;  // read once at start
+  Estimator estimator;
   std::string worker_bin;
   std::unique_ptr<http::Server> server;
   Scheduler scheduler;

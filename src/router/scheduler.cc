@@ -24,6 +24,13 @@ Scheduler::Scheduler(SchedulerOptions options, SchedulerHooks* hooks,
     : options_(options), hooks_(hooks), now_(std::move(now)) {}
 
 void Scheduler::run(Actions& a) {
+#if !defined(NDEBUG) || defined(HANGAR_CHECK_INVARIANTS)
+  // The debug invariant (design §3): abort with the arithmetic the moment it breaks.
+  if (Status s = check_invariants(); !s.ok()) {
+    spdlog::critical("router: scheduler invariant broken: {}", s.message());
+    std::abort();
+  }
+#endif
   for (auto& [id, s] : a.states) hooks_->state_changed(id, s);
   for (const std::string& id : a.stop) hooks_->stop(id);
   for (const std::string& id : a.spawn) hooks_->spawn(id);
@@ -40,16 +47,31 @@ void Scheduler::set_state(Entry& e, ModelState s, Actions& a) {
 void Scheduler::touch(Entry& e) {
   e.last_used = now_();
   e.last_used_unix_ms = unix_ms_now();
+  e.use_order = ++use_clock_;
 }
 
-int Scheduler::committed_slots() const {
-  int n = 0;
+AdmissionState Scheduler::admission_state() const {
+  AdmissionState st;
+  st.devices = options_.devices;
+  st.models_max = options_.models_max;
   for (const auto& [id, e] : models_) {
-    if (e.state == ModelState::kLoading || e.state == ModelState::kLoaded) ++n;
-    if (e.state == ModelState::kUnloading && e.claimed_by.empty()) ++n;
-    if (e.state == ModelState::kWaiting && !e.victims.empty()) ++n;
+    AdmissionModel m;
+    m.id = id;
+    switch (e.state) {
+      case ModelState::kLoading: m.phase = AdmissionModel::Phase::kLoading; break;
+      case ModelState::kLoaded: m.phase = AdmissionModel::Phase::kLoaded; break;
+      case ModelState::kUnloading: m.phase = AdmissionModel::Phase::kUnloading; break;
+      case ModelState::kWaiting: m.phase = AdmissionModel::Phase::kWaiting; break;
+      default: m.phase = AdmissionModel::Phase::kIdle; break;
+    }
+    m.holds = e.holds;
+    m.pinned = e.pin;
+    m.busy = e.in_flight > 0;
+    m.claimed_by = e.claimed_by;
+    m.last_used = e.use_order;
+    st.models.push_back(std::move(m));
   }
-  return n;
+  return st;
 }
 
 void Scheduler::start_load(Entry& e, Actions& a) {
@@ -60,6 +82,8 @@ void Scheduler::start_load(Entry& e, Actions& a) {
   e.exit_code = 0;
   e.last_error.clear();
   e.stop_sent = false;
+  e.holds = e.need;
+  e.holds.resize(options_.devices.size(), 0);
   set_state(e, ModelState::kLoading, a);
   a.spawn.push_back(e.id);
 }
@@ -70,32 +94,48 @@ void Scheduler::begin_stop(Entry& e, Actions& a) {
   a.stop.push_back(e.id);
 }
 
-// Design §3 step 5 with the count limit: a free slot → load now; else claim the least recently
-// used idle, unpinned loaded model as a victim; else wait in FIFO order. Returns false when `e`
-// has to keep waiting for room.
-bool Scheduler::admit(Entry& e, Actions& a) {
-  if (options_.models_max <= 0 || committed_slots() < options_.models_max) {
-    start_load(e, a);
-    return true;
+// Design §3 step 5: decide_admission() on the current state, carried out here.
+bool Scheduler::admit(Entry& e, Actions& a, Status* never_fits) {
+  Status cannot;
+  // Without an estimate the model cannot be admitted against a budget; with no budget at all
+  // (--models-memory-margin 0) the estimate is not needed.
+  const bool budgeted = std::any_of(options_.devices.begin(), options_.devices.end(),
+                                    [](const DeviceLimit& d) { return d.budget.has_value(); });
+  if (!e.need_error.empty() && budgeted) {
+    cannot = out_of_range_error(e.need_error);
+  } else {
+    AdmissionRequest request{e.id, e.need};
+    request.need.resize(options_.devices.size(), 0);
+    const AdmissionDecision d = decide_admission(admission_state(), request);
+    switch (d.kind) {
+      case AdmissionDecision::Kind::kAdmit:
+        start_load(e, a);
+        return true;
+      case AdmissionDecision::Kind::kEvict:
+        spdlog::info("router: to load '{}': {}", e.id, d.reason);
+        for (const std::string& v : d.victims) {
+          Entry& victim = models_.at(v);
+          victim.claimed_by = e.id;
+          set_state(victim, ModelState::kUnloading, a);
+          begin_stop(victim, a);
+          e.victims.push_back(v);
+        }
+        set_state(e, ModelState::kWaiting, a);
+        if (std::find(fifo_.begin(), fifo_.end(), e.id) == fifo_.end()) fifo_.push_back(e.id);
+        return true;
+      case AdmissionDecision::Kind::kWait:
+        spdlog::debug("router: '{}' waits: {}", e.id, d.reason);
+        set_state(e, ModelState::kWaiting, a);
+        if (std::find(fifo_.begin(), fifo_.end(), e.id) == fifo_.end()) fifo_.push_back(e.id);
+        return false;
+      case AdmissionDecision::Kind::kNeverFits:
+        cannot = out_of_range_error(d.reason);
+        break;
+    }
   }
-  Entry* victim = nullptr;
-  for (auto& [id, c] : models_) {
-    if (&c == &e || c.state != ModelState::kLoaded || c.pin || c.in_flight > 0) continue;
-    if (victim == nullptr || c.last_used < victim->last_used) victim = &c;
-  }
-  if (victim != nullptr) {
-    spdlog::info("router: evicting '{}' (least recently used) to load '{}' (models-max {})",
-                 victim->id, e.id, options_.models_max);
-    std::erase(fifo_, e.id);
-    victim->claimed_by = e.id;
-    set_state(*victim, ModelState::kUnloading, a);
-    begin_stop(*victim, a);
-    e.victims = {victim->id};
-    set_state(e, ModelState::kWaiting, a);
-    return true;
-  }
-  set_state(e, ModelState::kWaiting, a);
-  if (std::find(fifo_.begin(), fifo_.end(), e.id) == fifo_.end()) fifo_.push_back(e.id);
+  spdlog::warn("router: {}", cannot.message());
+  if (never_fits != nullptr) *never_fits = cannot;
+  cancel_waiting(e, cannot, a);
   return false;
 }
 
@@ -103,8 +143,7 @@ void Scheduler::rerun_admission(Actions& a) {
   const std::deque<std::string> order = fifo_;
   for (const std::string& id : order) {
     auto it = models_.find(id);
-    if (it == models_.end() || it->second.state != ModelState::kWaiting ||
-        !it->second.victims.empty()) {
+    if (it == models_.end() || it->second.state != ModelState::kWaiting) {
       std::erase(fifo_, id);
       continue;
     }
@@ -113,7 +152,7 @@ void Scheduler::rerun_admission(Actions& a) {
       cancel_waiting(e, ok_status(), a);
       continue;
     }
-    if (!admit(e, a)) break;  // FIFO: nobody behind it gets room first
+    admit(e, a);  // FIFO order: the first in line decides first
   }
 }
 
@@ -143,6 +182,75 @@ void Scheduler::add_model(const std::string& id, bool pin, int ttl_s) {
   e.pin = pin;
   e.ttl_s = ttl_s;
   e.remove_after_exit = false;
+  e.need.resize(options_.devices.size(), 0);
+  e.holds.resize(options_.devices.size(), 0);
+}
+
+void Scheduler::set_need(const std::string& id, const std::map<std::string, uint64_t>& need,
+                         const std::string& error) {
+  std::lock_guard lock(mu_);
+  auto it = models_.find(id);
+  if (it == models_.end()) return;
+  Entry& e = it->second;
+  e.need.assign(options_.devices.size(), 0);
+  e.need_error = error;
+  for (const auto& [device, bytes] : need) {
+    auto d = std::find_if(options_.devices.begin(), options_.devices.end(),
+                          [&](const DeviceLimit& l) { return l.name == device; });
+    if (d == options_.devices.end()) {
+      if (bytes == 0) continue;
+      std::string known;
+      for (const DeviceLimit& l : options_.devices) known += (known.empty() ? "" : ", ") + l.name;
+      e.need_error = "model '" + id + "' needs " + mib(bytes) + " on device " + device +
+                     ", which this machine does not have (devices: " + known + ")";
+      continue;
+    }
+    e.need[static_cast<size_t>(d - options_.devices.begin())] = bytes;
+  }
+}
+
+void Scheduler::on_measured(const std::string& id, const std::map<std::string, uint64_t>& measured) {
+  Actions a;
+  {
+    std::lock_guard lock(mu_);
+    auto it = models_.find(id);
+    if (it == models_.end() || it->second.state != ModelState::kLoaded) return;
+    Entry& e = it->second;
+    for (size_t d = 0; d < options_.devices.size(); ++d) {
+      auto m = measured.find(options_.devices[d].name);
+      if (m == measured.end() || m->second <= e.holds[d]) continue;
+      const uint64_t others = device_reserved_locked(d) - e.holds[d];
+      const auto& budget = options_.devices[d].budget;
+      // Larger than estimated: the reservation follows, up to what the budget leaves (the
+      // memory is in use either way; the invariant is about what admission promised).
+      uint64_t held = m->second;
+      if (budget && others + held > *budget) held = *budget > others ? *budget - others : 0;
+      if (held > e.holds[d]) {
+        spdlog::info("router: '{}' measured {} on {} (estimate {})", id, mib(m->second),
+                     options_.devices[d].name, mib(e.need[d]));
+        e.holds[d] = held;
+      }
+    }
+  }
+  run(a);
+}
+
+uint64_t Scheduler::device_reserved_locked(size_t d) const {
+  uint64_t sum = 0;
+  for (const auto& [id, e] : models_) {
+    if (holds_process(e.state) && d < e.holds.size()) sum += e.holds[d];
+  }
+  return sum;
+}
+
+std::vector<Scheduler::DeviceUse> Scheduler::device_use() const {
+  std::lock_guard lock(mu_);
+  std::vector<DeviceUse> out;
+  for (size_t d = 0; d < options_.devices.size(); ++d) {
+    out.push_back({options_.devices[d].name, options_.devices[d].budget,
+                   device_reserved_locked(d)});
+  }
+  return out;
 }
 
 void Scheduler::remove_model(const std::string& id) {
@@ -175,6 +283,7 @@ StatusOr<Scheduler::Acquired> Scheduler::acquire(const std::string& id, bool aut
                                                  Lease* lease, WaiterCallback on_ready,
                                                  uint64_t* waiter_id) {
   Actions a;
+  Status never_fits;
   {
     std::lock_guard lock(mu_);
     auto it = models_.find(id);
@@ -194,13 +303,16 @@ StatusOr<Scheduler::Acquired> Scheduler::acquire(const std::string& id, bool aut
                                       std::to_string(e.waiters.size()) +
                                       " requests queued (--queue-max); try again later");
     }
-    Waiter w{next_waiter_id_++, now_() + options_.queue_timeout, std::move(on_ready)};
-    *waiter_id = w.id;
-    e.waiters.push_back(std::move(w));
-    a.deadline_changed = true;
-    if (e.state == ModelState::kUnloaded) admit(e, a);
+    if (e.state == ModelState::kUnloaded) admit(e, a, &never_fits);
+    if (never_fits.ok()) {
+      Waiter w{next_waiter_id_++, now_() + options_.queue_timeout, std::move(on_ready)};
+      *waiter_id = w.id;
+      e.waiters.push_back(std::move(w));
+      a.deadline_changed = true;
+    }
   }
   run(a);
+  if (!never_fits.ok()) return never_fits;
   return Acquired::kQueued;
 }
 
@@ -234,6 +346,7 @@ void Scheduler::release(const std::string& id) {
 
 Status Scheduler::load(const std::string& id) {
   Actions a;
+  Status never_fits;
   {
     std::lock_guard lock(mu_);
     auto it = models_.find(id);
@@ -241,13 +354,13 @@ Status Scheduler::load(const std::string& id) {
     Entry& e = it->second;
     if (e.state == ModelState::kUnloaded) {
       e.explicit_load = true;
-      admit(e, a);
+      admit(e, a, &never_fits);
     } else if (e.state == ModelState::kUnloading || e.state == ModelState::kWaiting) {
       e.explicit_load = true;  // reload after its process exited / keep waiting
     }
   }
   run(a);
-  return ok_status();
+  return never_fits;
 }
 
 Status Scheduler::unload(const std::string& id) {
@@ -340,11 +453,10 @@ void Scheduler::on_exit(const std::string& id, int exit_code, bool failed,
       e.claimed_by.clear();
       if (cit != models_.end()) {
         Entry& m = cit->second;
-        std::erase(m.victims, id);
-        // The victim's slot passes to the model that claimed it.
-        if (m.state == ModelState::kWaiting && m.victims.empty()) start_load(m, a);
+        std::erase(m.victims, id);  // its room goes to `m`: admission re-runs below
       }
     }
+    e.holds.assign(options_.devices.size(), 0);
     if (prev == ModelState::kLoading) {
       fail_waiters(e,
                    unavailable_error("model '" + id + "' failed to load" +
@@ -423,6 +535,12 @@ ModelStatus Scheduler::to_status(const Entry& e) const {
   s.last_error = e.last_error;
   s.port = e.port;
   s.claimed_by = e.claimed_by;
+  s.need_error = e.need_error;
+  for (size_t d = 0; d < options_.devices.size(); ++d) {
+    const std::string& name = options_.devices[d].name;
+    if (d < e.need.size() && e.need[d] > 0) s.need[name] = e.need[d];
+    if (holds_process(e.state) && d < e.holds.size() && e.holds[d] > 0) s.reserved[name] = e.holds[d];
+  }
   return s;
 }
 
@@ -442,22 +560,8 @@ std::optional<ModelStatus> Scheduler::status(const std::string& id) const {
 
 Status Scheduler::check_invariants() const {
   std::lock_guard lock(mu_);
-  int processes = 0;
-  for (const auto& [id, e] : models_) {
-    if (holds_process(e.state)) ++processes;
-    if (e.state == ModelState::kWaiting && e.victims.size() > 1) {
-      return internal_error("model '" + id + "' claims " + std::to_string(e.victims.size()) +
-                            " victims under a count limit");
-    }
-  }
-  if (options_.models_max > 0 && processes > options_.models_max) {
-    return internal_error(std::to_string(processes) + " worker processes exceed --models-max " +
-                          std::to_string(options_.models_max));
-  }
-  if (options_.models_max > 0 && committed_slots() > options_.models_max) {
-    return internal_error(std::to_string(committed_slots()) + " slots committed exceed --models-max " +
-                          std::to_string(options_.models_max));
-  }
+  const std::string broken = admission_invariant_violation(admission_state());
+  if (!broken.empty()) return internal_error(broken);
   return ok_status();
 }
 

@@ -4,10 +4,13 @@
 // its owner through SchedulerHooks (spawn a worker, stop one) and hears back through on_ready() /
 // on_exit(). Time comes in through tick(now) so tests drive it without sleeping.
 //
-// Slots: a model holds a slot while `loading`, `loaded`, or `unloading` unclaimed; a claimed
-// victim's slot belongs to the `waiting` model that claimed it, and passes to that model when the
-// victim's process exits. Invariant (checked by check_invariants()): processes
-// (loading + loaded + unloading) <= models_max when models_max > 0.
+// Resources: the count limit and each device's memory. A model holds its reservation (its
+// estimate, raised to what it measured once ready) and a process while `loading`, `loaded` or
+// `unloading`. Admission is decide_admission() (admission.h) run in the critical section; a
+// claimed victim's room goes to the `waiting` model that claimed it (admission re-runs for the
+// waiting models in FIFO order whenever a process exits or a request finishes). Invariant
+// (check_invariants(), and after every change in debug builds): reserved <= budget on every
+// device with a budget, processes <= models_max.
 //
 // Request pins: acquire() on a `loaded` model takes a pin (in_flight + 1) that release() drops
 // after the request's last byte. A model with requests in flight is never chosen as a victim;
@@ -28,22 +31,17 @@
 #include <vector>
 
 #include "common/status.h"
+#include "router/admission.h"
 #include "router/model_state.h"
 
 namespace hangar::router {
 
 using SteadyClock = std::chrono::steady_clock;
 
-// Room for memory admission (issue 6): a device's budget and what running models reserve on it.
-// Issue 5 schedules by count only and keeps this empty.
-struct DeviceBudget {
-  std::string device;           // "CPU", "CUDA0", ...
-  uint64_t budget_bytes = 0;    // free at start minus the margin
-  uint64_t reserved_bytes = 0;  // sum of reservations of loading/loaded/unloading models
-};
-
 struct SchedulerOptions {
   int models_max = 4;    // 0 = no count limit
+  // Devices and their budgets (design §4); admission keeps reserved <= budget on each.
+  std::vector<DeviceLimit> devices;
   size_t queue_max = 64;  // waiting requests per model
   std::chrono::milliseconds queue_timeout{300'000};
 };
@@ -85,6 +83,9 @@ struct ModelStatus {
   std::string last_error;
   uint16_t port = 0;
   std::string claimed_by;  // unloading victim: the model that takes its slot
+  std::map<std::string, uint64_t> need;      // estimate per device (bytes)
+  std::map<std::string, uint64_t> reserved;  // held now per device (bytes)
+  std::string need_error;                    // why there is no estimate
 };
 
 class Scheduler {
@@ -96,13 +97,30 @@ class Scheduler {
 
   // Adds a model or updates its pin/ttl.
   void add_model(const std::string& id, bool pin, int ttl_s);
+  // The model's memory need per device name (its estimate, design §5), or why it has none: a
+  // load of a model whose estimate failed fails with `error`. A device name the inventory does
+  // not have makes every load fail, naming it.
+  void set_need(const std::string& id, const std::map<std::string, uint64_t>& need,
+                const std::string& error = "");
+  // Measured footprint per device of a loaded model: its reservation becomes the larger of
+  // the estimate and this.
+  void on_measured(const std::string& id, const std::map<std::string, uint64_t>& measured);
+  // Per device: name, budget, reserved now (bytes).
+  struct DeviceUse {
+    std::string name;
+    std::optional<uint64_t> budget;
+    uint64_t reserved = 0;
+  };
+  std::vector<DeviceUse> device_use() const;
   // Forgets a model; a running one is unloaded first and forgotten after its process exited.
   void remove_model(const std::string& id);
 
   // A request for `id`. kGranted: *lease is set and the pin taken (fast path; `on_ready` is
   // not called). kQueued: `on_ready` runs later, exactly once, unless cancel_waiter() ran first;
   // *waiter_id names the entry. Errors: NotFound (unknown id), FailedPrecondition (not running
-  // and autoload off), ResourceExhausted (queue full).
+  // and autoload off), ResourceExhausted (queue full), OutOfRange (can never fit: the message
+  // names device, need and budget; nothing was evicted). A queued request fails with
+  // OutOfRange too when its model turns out never to fit.
   StatusOr<Acquired> acquire(const std::string& id, bool autoload, Lease* lease,
                              WaiterCallback on_ready, uint64_t* waiter_id);
   // Drops a queued request (its client went away). No callback runs.
@@ -110,7 +128,8 @@ class Scheduler {
   // Ends a request pin taken by acquire().
   void release(const std::string& id);
 
-  // POST /models/load: loads `id` unless it is running. NotFound for unknown ids.
+  // POST /models/load: loads `id` unless it is running. NotFound for unknown ids; OutOfRange
+  // when it can never fit (nothing evicted).
   Status load(const std::string& id);
   // POST /models/unload. NotFound; FailedPrecondition when it is not running.
   Status unload(const std::string& id);
@@ -146,8 +165,12 @@ class Scheduler {
     int in_flight = 0;
     SteadyClock::time_point last_used{};
     int64_t last_used_unix_ms = 0;
-    std::string claimed_by;            // unloading victim → the waiting model it frees a slot for
+    std::string claimed_by;            // unloading victim → the waiting model it frees room for
     std::vector<std::string> victims;  // waiting model → the victims it claimed
+    std::vector<uint64_t> need;        // estimate, indexed like options_.devices
+    std::vector<uint64_t> holds;       // reservation while it has a process
+    std::string need_error;            // no estimate: loads fail with this
+    uint64_t use_order = 0;            // larger = more recently used (LRU for admission)
     bool stop_sent = false;            // unloading: hooks->stop() issued
     bool explicit_load = false;        // /models/load: keep waiting even with no request queued
     bool remove_after_exit = false;
@@ -169,8 +192,11 @@ class Scheduler {
 
   void run(Actions& actions);
   void set_state(Entry& e, ModelState s, Actions& a);
-  int committed_slots() const;
-  bool admit(Entry& e, Actions& a);
+  AdmissionState admission_state() const;
+  uint64_t device_reserved_locked(size_t device) const;
+  // Admission for `e` (design §3 step 5). Returns false when `e` keeps waiting; a never-fits
+  // model fails its waiters with OutOfRange and is returned to `unloaded` (*never_fits set).
+  bool admit(Entry& e, Actions& a, Status* never_fits = nullptr);
   void start_load(Entry& e, Actions& a);
   void begin_stop(Entry& e, Actions& a);
   void rerun_admission(Actions& a);
@@ -187,6 +213,7 @@ class Scheduler {
   std::map<std::string, Entry> models_;  // guarded by mu_
   std::deque<std::string> fifo_;         // guarded by mu_: waiting models without a victim
   uint64_t next_waiter_id_ = 1;          // guarded by mu_
+  uint64_t use_clock_ = 0;               // guarded by mu_: orders last uses
 };
 
 }  // namespace hangar::router

@@ -114,6 +114,9 @@ class RouterHarness : public ::testing::Test {
     options.queue_timeout = 10s;
     options.load_timeout = 10s;
     options.stop_timeout = 5s;
+    // The fake worker's models are scripts, not GGUF files: no estimate, so no memory check
+    // unless a test sets a margin (and gives its models preset `memory=`).
+    options.memory_margin_mib = 0;
   }
   void TearDown() override {
     router.reset();

@@ -191,8 +191,11 @@ TEST_F(RouterHarness, PinnedModelIsNeverEvicted) {
   options.queue_timeout = 1s;
   start();
   EXPECT_EQ(chat("keep").status, 200);
+  // The pinned model fills --models-max: "other" can never fit while it is loaded, so it is
+  // refused at once (design §3 5a: 400 on a proxied request), naming the pinned model.
   http::Response r = chat("other");
-  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_NE(r.body.find("'keep'"), std::string::npos) << r.body;
   EXPECT_EQ(state_of("keep"), "loaded");
   // An explicit unload still unloads it; then the other model fits.
   EXPECT_EQ(post("/models/unload", {{"model", "keep"}}).status, 200);

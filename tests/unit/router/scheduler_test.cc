@@ -143,9 +143,14 @@ TEST_F(SchedulerTest, PinnedModelIsNeverAVictim) {
   make(1);
   sched->add_model("a", /*pin=*/true, 0);
   load_ready("a", 1);
+  // The pinned model fills --models-max: b can never fit while it is loaded (design §3 5a),
+  // so it fails at once, naming the pinned model, and nothing is evicted.
   auto o = request("b");
+  ASSERT_TRUE(o->done);
+  EXPECT_EQ(o->result.status().code(), StatusCode::kOutOfRange);
+  EXPECT_NE(o->result.status().message().find("'a'"), std::string::npos);
   EXPECT_TRUE(hooks.stopped.empty());
-  EXPECT_EQ(state("b"), ModelState::kWaiting);
+  EXPECT_EQ(state("b"), ModelState::kUnloaded);
   EXPECT_EQ(state("a"), ModelState::kLoaded);
   // An explicit unload still works.
   EXPECT_TRUE(sched->unload("a").ok());
