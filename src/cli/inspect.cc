@@ -44,12 +44,15 @@ std::string shape_text(const std::vector<int64_t>& shape) {
   return s + "]";
 }
 
-// Strings are shown JSON-quoted so control characters and odd bytes stay visible.
+// Strings from the file — values, key names, tensor names — are shown JSON-quoted, so control
+// characters (a newline, an escape sequence that would drive the terminal) and invalid UTF-8
+// stay visible and harmless.
+std::string quoted(const std::string& s) {
+  return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 std::string scalar_text(const Value& v) {
-  if (v.type == ValueType::kString) {
-    return nlohmann::json(std::get<std::string>(v.data))
-        .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  }
+  if (v.type == ValueType::kString) return quoted(std::get<std::string>(v.data));
   if (v.type == ValueType::kFloat32 || v.type == ValueType::kFloat64) {
     char buf[64];
     std::snprintf(buf, sizeof(buf), "%.9g", *v.as_float());
@@ -118,7 +121,8 @@ int inspect(const std::string& path, bool json) {
   std::printf("data offset: %" PRIu64 "\n", f.data_offset());
   std::printf("\nmetadata (%zu keys):\n", f.metadata().size());
   for (const auto& [key, value] : f.metadata()) {
-    std::printf("  %-44s %-8s %s\n", key.c_str(), std::string(gguf::value_type_name(value.type)).c_str(),
+    std::printf("  %-44s %-8s %s\n", quoted(key).c_str(),
+                std::string(gguf::value_type_name(value.type)).c_str(),
                 value_text(value).c_str());
   }
   std::printf("\ntensors (%zu):\n", f.tensors().size());
@@ -127,7 +131,8 @@ int inspect(const std::string& path, bool json) {
   uint64_t total = 0;
   for (const gguf::TensorInfo& t : f.tensors()) {
     const std::string type(gguf::type_traits(t.type).name);
-    std::printf("  %-36s %-8s %-22s %14" PRIu64 " %14" PRIu64 "\n", t.name.c_str(), type.c_str(),
+    std::printf("  %-36s %-8s %-22s %14" PRIu64 " %14" PRIu64 "\n", quoted(t.name).c_str(),
+                type.c_str(),
                 shape_text(t.shape).c_str(), t.bytes, t.offset);
     per_type[type].first++;
     per_type[type].second += t.bytes;

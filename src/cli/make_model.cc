@@ -26,7 +26,9 @@ void register_make_model(CLI::App& root, Commands& commands) {
   app->add_option("--n-vocab", spec->n_vocab,
                   "vocabulary size of the synthetic vocabulary (without --vocab-from)")
       ->capture_default_str();
-  app->add_option("--type", *type, "f32, f16, bf16, q8_0, q4_0, q4_1, q5_0 or q5_1")
+  app->add_option("--type", *type,
+                  "f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_K, q6_K, or q4_k_m "
+                  "(llama-quantize's Q4_K_M mixture of Q4_K and Q6_K)")
       ->capture_default_str();
   app->add_option("--seed", spec->seed, "random seed")->capture_default_str();
   app->add_flag("--tie-embeddings", spec->tie_embeddings, "no output.weight");
@@ -35,13 +37,11 @@ void register_make_model(CLI::App& root, Commands& commands) {
   app->add_option("--threads", spec->threads, "generator threads (default: all cores)");
   app->add_option("-o,--output", *out, "the .gguf file to write")->required();
   commands.push_back({app, [spec, type, out] {
-                        const auto t = gguf::type_from_name(*type);
-                        if (!t) {
+                        if (!gguf::set_model_type(*type, spec.get())) {
                           std::fprintf(stderr, "hangar make-model: unknown --type '%s'\n",
                                        type->c_str());
                           return 2;
                         }
-                        spec->type = *t;
                         if (Status s = gguf::write_model(*spec, *out); !s.ok()) {
                           std::fprintf(stderr, "hangar make-model: %s\n", s.message().c_str());
                           return 1;

@@ -54,6 +54,7 @@ StatusOr<std::unique_ptr<Context>> Context::create(const Model& model, const Con
   c->up_.resize(nb * hp.n_ff);
   c->rope_.resize(nb * hp.n_rot);
   c->act_.resize(layout.act_bytes);
+  c->seq_rows_.resize(static_cast<size_t>(layout.n_seq));
   c->attn_scratch_.resize(layout.attn_scratch);
   c->out_rows_.resize(nb);
   c->logits_.resize(layout.logits);
@@ -186,6 +187,10 @@ void Context::forward(const Batch& batch, int begin, int end) {
     }
   });
   for (int t = 0; t < T; ++t) valid_[static_cast<size_t>(seq[t]) * n_ctx_seq_ + pos[t]] = 1;
+  // llama.cpp switches to its tiled attention for batches of >= 64 rows; a sequence takes that
+  // path by its own row count, so its results never depend on its neighbours in the batch.
+  std::fill(seq_rows_.begin(), seq_rows_.end(), 0);
+  for (int t = 0; t < T; ++t) ++seq_rows_[seq[t]];
 
   for (int il = 0; il < hp.n_layer; ++il) {
     const LayerWeights& L = W.layers[il];
@@ -234,9 +239,17 @@ void Context::forward(const Batch& batch, int begin, int end) {
         const int h = static_cast<int>(it % hp.n_head);
         const int hk = h / group;
         const size_t first = static_cast<size_t>(seq[t]) * n_ctx_seq_;
-        attention_row(&q_[static_cast<size_t>(t) * n_q + h * hd_k], k_layer + first * n_k + hk * hd_k, n_k,
-                      v_layer + first * n_v + hk * hd_v, n_v, &valid_[first], pos[t] + 1, hd_k, hd_v,
-                      scale, scratch, &attn_[static_cast<size_t>(t) * n_attn + h * hd_v]);
+        const float* q = &q_[static_cast<size_t>(t) * n_q + h * hd_k];
+        const uint16_t* k = k_layer + first * n_k + hk * hd_k;
+        const uint16_t* v = v_layer + first * n_v + hk * hd_v;
+        float* out = &attn_[static_cast<size_t>(t) * n_attn + h * hd_v];
+        const uint8_t* valid = &valid_[first];
+        const int64_t n_kv = pos[t] + 1;
+        if (uses_tiled_attention(seq_rows_[seq[t]], hd_v)) {
+          attention_row_tiled(q, k, n_k, v, n_v, valid, n_kv, hd_k, hd_v, scale, out);
+        } else {
+          attention_row(q, k, n_k, v, n_v, valid, n_kv, hd_k, hd_v, scale, scratch, out);
+        }
       }
     });
 

@@ -13,7 +13,10 @@
 // position p attends to every valid cached position <= p of its sequence. seq_remove() clears
 // positions. Batch-invariant: every row of the batch is computed by the same per-row kernels in
 // the same order whatever else is in the batch, so a sequence's logits never depend on its
-// neighbours (the worker's continuous batching relies on this).
+// neighbours (the worker's continuous batching relies on this). The one choice a row's own
+// sequence makes: like llama.cpp, a step holding >= 64 rows of a sequence computes their
+// attention as ggml's tiled flash attention does (F32 q and accumulator), fewer rows as its
+// one-row path (F16); see ops.h.
 // No allocation in decode() except when a batch asks for more logits rows than any before.
 //
 // Thread-safety: a Context is used by one thread at a time; the Model it points to must outlive it.
@@ -118,6 +121,8 @@ class Context {
   std::vector<float> rope_;   // [n_rot] cos/sin per token
   std::vector<uint8_t> act_;  // activation rows converted to the weight's vec_dot type
   std::vector<uint16_t> attn_scratch_;  // [n_threads][head_dim_k + head_dim_v] F16
+  // [n_seq_max] rows of each sequence in the current forward step (picks the attention path)
+  std::vector<int> seq_rows_;
 
   // Outputs of the last decode(): one row per batch row that asked for logits.
   std::vector<int32_t> output_of_row_;  // [batch size]: output index or -1

@@ -141,6 +141,12 @@ Status Model::load_weights() {
   HANGAR_ASSIGN_OR_RETURN(w.rope_freqs, b.vector("rope_freqs.weight", hp.n_rot / 2, /*optional=*/true));
   const bool biases = hp.family == Arch::kQwen2;
   const bool qk_norm = hp.family == Arch::kQwen3;
+  // Each layer has several tensors: a block_count above the tensor count is a corrupt header,
+  // refused before it sizes the layer table.
+  if (static_cast<size_t>(hp.n_layer) > file_->tensors().size()) {
+    return invalid_argument_error(fmt::format("model '{}': block_count {} but the file has only {} tensors",
+                                              file_->path(), hp.n_layer, file_->tensors().size()));
+  }
   w.layers.resize(hp.n_layer);
   for (int i = 0; i < hp.n_layer; ++i) {
     LayerWeights& l = w.layers[i];
@@ -149,7 +155,7 @@ Status Model::load_weights() {
     HANGAR_ASSIGN_OR_RETURN(l.wq, b.matrix(p + "attn_q.weight", hp.n_embd, hp.n_embd_q()));
     HANGAR_ASSIGN_OR_RETURN(l.wk, b.matrix(p + "attn_k.weight", hp.n_embd, hp.n_embd_k_gqa()));
     HANGAR_ASSIGN_OR_RETURN(l.wv, b.matrix(p + "attn_v.weight", hp.n_embd, hp.n_embd_v_gqa()));
-    HANGAR_ASSIGN_OR_RETURN(l.wo, b.matrix(p + "attn_output.weight", hp.n_head * hp.head_dim_v, hp.n_embd));
+    HANGAR_ASSIGN_OR_RETURN(l.wo, b.matrix(p + "attn_output.weight", hp.n_embd_attn_out(), hp.n_embd));
     if (biases) {
       HANGAR_ASSIGN_OR_RETURN(l.bq, b.vector(p + "attn_q.bias", hp.n_embd_q()));
       HANGAR_ASSIGN_OR_RETURN(l.bk, b.vector(p + "attn_k.bias", hp.n_embd_k_gqa()));

@@ -1,5 +1,6 @@
 #include "engine/ops.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "engine/fp16.h"
@@ -126,6 +127,146 @@ void attention_row(const float* q, const uint16_t* k, int64_t k_stride, const ui
   }
   const float inv = sum == 0.0f ? 0.0f : 1.0f / sum;
   for (int i = 0; i < head_dim_v; ++i) out[i] = half_to_float(acc[i]) * inv;
+}
+
+bool uses_tiled_attention(int rows_of_sequence, int head_dim_v) {
+  return rows_of_sequence >= kTiledAttentionMinRows && head_dim_v % 16 == 0;
+}
+
+namespace {
+
+// s[j] = the fused multiply-add chain over i of q[i] * F32(k_j[i]), for the n cells of a tile.
+void tile_dots_ref(const float* q, const uint16_t* k, int64_t k_stride, int n, int d, float* s) {
+  for (int j = 0; j < n; ++j) {
+    const uint16_t* kj = k + j * k_stride;
+    float acc = 0.0f;
+    for (int i = 0; i < d; ++i) acc = std::fma(q[i], half_to_float(kj[i]), acc);
+    s[j] = acc;
+  }
+}
+
+// acc[i] = fma(p, F32(v[i]), acc[i])
+void mad_f32_ref(float* acc, const uint16_t* v, int n, float p) {
+  for (int i = 0; i < n; ++i) acc[i] = std::fma(p, half_to_float(v[i]), acc[i]);
+}
+
+#ifdef HANGAR_AVX2
+// r[c] lane i -> r[i] lane c.
+void transpose8(__m256 r[8]) {
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xee);
+  const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xee);
+  const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xee);
+  const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xee);
+  r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+  r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+  r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+  r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+  r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+  r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+  r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+  r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+// tile_dots_ref with 8 cells per vector: each lane runs the same chain, so the results are
+// bit-identical.
+void tile_dots_avx2(const float* q, const uint16_t* k, int64_t k_stride, int n, int d, float* s) {
+  int j = 0;
+  if (d % 8 == 0) {
+    for (; j + 8 <= n; j += 8) {
+      __m256 acc = _mm256_setzero_ps();
+      for (int i0 = 0; i0 < d; i0 += 8) {
+        __m256 r[8];
+        for (int c = 0; c < 8; ++c) {
+          const uint16_t* row = k + (j + c) * k_stride + i0;
+          r[c] = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row)));
+        }
+        transpose8(r);
+        for (int i = 0; i < 8; ++i) acc = _mm256_fmadd_ps(_mm256_set1_ps(q[i0 + i]), r[i], acc);
+      }
+      _mm256_storeu_ps(s + j, acc);
+    }
+  }
+  tile_dots_ref(q, k + j * k_stride, k_stride, n - j, d, s + j);
+}
+
+void mad_f32_avx2(float* acc, const uint16_t* v, int n, float p) {
+  const __m256 pv = _mm256_set1_ps(p);
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 x = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v + i)));
+    _mm256_storeu_ps(acc + i, _mm256_fmadd_ps(pv, x, _mm256_loadu_ps(acc + i)));
+  }
+  mad_f32_ref(acc + i, v + i, n - i, p);
+}
+#endif
+
+void attention_row_tiled_impl(bool simd, const float* q, const uint16_t* k, int64_t k_stride,
+                              const uint16_t* v, int64_t v_stride, const uint8_t* valid,
+                              int64_t n_kv, int head_dim_k, int head_dim_v, float scale,
+                              float* out) {
+  auto tile_dots = tile_dots_ref;
+  auto mad_f32 = mad_f32_ref;
+#ifdef HANGAR_AVX2
+  if (simd) {
+    tile_dots = tile_dots_avx2;
+    mad_f32 = mad_f32_avx2;
+  }
+#else
+  (void)simd;
+#endif
+  float* acc = out;  // [head_dim_v] F32
+  for (int i = 0; i < head_dim_v; ++i) acc[i] = 0.0f;
+  float sum = 0.0f;
+  float mx = -INFINITY;
+  float p[kAttentionTile];
+  for (int64_t t0 = 0; t0 < n_kv; t0 += kAttentionTile) {
+    const int n = static_cast<int>(std::min<int64_t>(kAttentionTile, n_kv - t0));
+    tile_dots(q, k + t0 * k_stride, k_stride, n, head_dim_k, p);
+    float tile_max = -INFINITY;
+    for (int j = 0; j < n; ++j) {
+      p[j] = valid[t0 + j] ? p[j] * scale : -INFINITY;
+      tile_max = std::fmax(tile_max, p[j]);
+    }
+    if (tile_max == -INFINITY) continue;  // nothing valid in this tile
+    const float new_max = std::fmax(mx, tile_max);
+    if (new_max > mx) {
+      const float ms = std::exp(mx - new_max);
+      for (int i = 0; i < head_dim_v; ++i) acc[i] *= ms;
+      sum *= ms;
+    }
+    mx = new_max;
+    double tile_sum = 0.0;
+    for (int j = 0; j < n; ++j) {
+      p[j] = p[j] == -INFINITY ? 0.0f : std::exp(p[j] - mx);
+      tile_sum += p[j];
+    }
+    sum = static_cast<float>(static_cast<double>(sum) + tile_sum);
+    for (int j = 0; j < n; ++j) {
+      if (p[j] != 0.0f) mad_f32(acc, v + (t0 + j) * v_stride, head_dim_v, p[j]);
+    }
+  }
+  const float inv = sum == 0.0f ? 0.0f : 1.0f / sum;
+  for (int i = 0; i < head_dim_v; ++i) acc[i] *= inv;
+}
+
+}  // namespace
+
+void attention_row_tiled(const float* q, const uint16_t* k, int64_t k_stride, const uint16_t* v,
+                         int64_t v_stride, const uint8_t* valid, int64_t n_kv, int head_dim_k,
+                         int head_dim_v, float scale, float* out) {
+  attention_row_tiled_impl(true, q, k, k_stride, v, v_stride, valid, n_kv, head_dim_k, head_dim_v,
+                           scale, out);
+}
+
+void attention_row_tiled_ref(const float* q, const uint16_t* k, int64_t k_stride, const uint16_t* v,
+                             int64_t v_stride, const uint8_t* valid, int64_t n_kv, int head_dim_k,
+                             int head_dim_v, float scale, float* out) {
+  attention_row_tiled_impl(false, q, k, k_stride, v, v_stride, valid, n_kv, head_dim_k, head_dim_v,
+                           scale, out);
 }
 
 }  // namespace hangar::engine

@@ -38,6 +38,24 @@ void attention_row(const float* q, const uint16_t* k, int64_t k_stride, const ui
                    int64_t v_stride, const uint8_t* valid, int64_t n_kv, int head_dim_k,
                    int head_dim_v, float scale, uint16_t* scratch, float* out);
 
+// The same row as llama.cpp computes it when a batch has at least kTiledAttentionMinRows query
+// rows (ggml's tiled flash attention, used there for ubatches of >= 64 rows when head_dim_v is a
+// multiple of the SIMD width, 16 on the AVX-512 machine that made the references): q stays F32,
+// s_i = (fused multiply-add chain of q and F32(k_i)) * scale, the softmax runs online over
+// tiles of kAttentionTile cache positions (one max and rescale per tile, the tile's sum of
+// exponentials in double), and V is accumulated in F32. Same arguments as attention_row; `out`
+// doubles as the accumulator, so there is no scratch. The AVX2 path (8 cache positions per
+// vector) and the scalar reference are bit-identical.
+inline constexpr int kTiledAttentionMinRows = 64;
+inline constexpr int kAttentionTile = 64;
+bool uses_tiled_attention(int rows_of_sequence, int head_dim_v);
+void attention_row_tiled(const float* q, const uint16_t* k, int64_t k_stride, const uint16_t* v,
+                         int64_t v_stride, const uint8_t* valid, int64_t n_kv, int head_dim_k,
+                         int head_dim_v, float scale, float* out);
+void attention_row_tiled_ref(const float* q, const uint16_t* k, int64_t k_stride, const uint16_t* v,
+                             int64_t v_stride, const uint8_t* valid, int64_t n_kv, int head_dim_k,
+                             int head_dim_v, float scale, float* out);
+
 // The F16 dot product the attention uses (kernel_f16.cc).
 float dot_f16(int64_t n, const void* a, const void* b);
 

@@ -62,5 +62,24 @@ inline __m256i dot_i8_i8(__m256i x, __m256i y) {
   return dot_u8_i8(ax, sy);
 }
 
+// Sum of products of 32 unsigned bytes u (each <= 63, so no pair saturates) and 32 signed bytes
+// s, the first 16 products weighted by `lo` and the last 16 by `hi`, as 8 int32 lanes. The
+// K-quants' 16-element groups map onto the two 128-bit halves.
+inline __m256i dot_u8_i8_scaled(__m256i u, __m256i s, int lo, int hi) {
+  const __m256i pairs = _mm256_maddubs_epi16(u, s);
+  const __m256i scales = _mm256_set_m128i(_mm_set1_epi16(static_cast<int16_t>(hi)),
+                                          _mm_set1_epi16(static_cast<int16_t>(lo)));
+  return _mm256_madd_epi16(pairs, scales);
+}
+
+// 32 bytes -> 32 bytes, byte j = `value` when (x[j] & mask) != 0, else 0.
+inline __m256i select_bit(__m256i x, uint8_t mask, uint8_t value) {
+  const __m256i m = _mm256_set1_epi8(static_cast<char>(mask));
+  const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(x, m), m);
+  return _mm256_and_si256(set, _mm256_set1_epi8(static_cast<char>(value)));
+}
+
+inline __m256i load32(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+
 }  // namespace hangar::engine::avx2
 #endif

@@ -1,9 +1,10 @@
 #pragma once
 // Matmul building blocks per weight type, as ggml's CPU backend defines them: a weight row is
 // dotted with an activation row that was first converted to the weight type's "vec_dot type"
-// (F32 -> F32, F16 -> F16, BF16 -> BF16, Q8_0/Q4_0/Q5_0 -> Q8_0, Q4_1/Q5_1 -> Q8_1), so that our
-// results track llama.cpp's rounding. Each family lives in its own kernel_<family>.cc with a
-// plain scalar reference next to the SIMD path; unit tests compare the two.
+// (F32 -> F32, F16 -> F16, BF16 -> BF16, Q8_0/Q4_0/Q5_0 -> Q8_0, Q4_1/Q5_1 -> Q8_1,
+// Q2_K..Q6_K/IQ4_XS -> Q8_K), so that our results track llama.cpp's rounding. Each family lives
+// in its own kernel_<family>.cc with a plain scalar reference next to the SIMD path; unit tests
+// compare the two.
 // Tables are immutable: safe from any thread.
 
 #include <cstddef>
@@ -46,11 +47,20 @@ const VecDot& vec_dot_q4_0();
 const VecDot& vec_dot_q4_1();
 const VecDot& vec_dot_q5_0();
 const VecDot& vec_dot_q5_1();
+const VecDot& vec_dot_q2_k();
+const VecDot& vec_dot_q3_k();
+const VecDot& vec_dot_q4_k();
+const VecDot& vec_dot_q5_k();
+const VecDot& vec_dot_q6_k();
+const VecDot& vec_dot_iq4_xs();
 
 // Activation quantizers shared by the quantized families (kernel_q8.cc).
 void quantize_row_q8_0(const float* x, void* y, int64_t n);
 void quantize_row_q8_0_ref(const float* x, void* y, int64_t n);
 void quantize_row_q8_1(const float* x, void* y, int64_t n);
 void quantize_row_q8_1_ref(const float* x, void* y, int64_t n);
+// Q8_K for the K-quants and IQ4_XS (kernel_q8_k.cc); n a multiple of 256.
+void quantize_row_q8_k(const float* x, void* y, int64_t n);
+void quantize_row_q8_k_ref(const float* x, void* y, int64_t n);
 
 }  // namespace hangar::engine

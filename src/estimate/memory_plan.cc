@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
 
 namespace hangar::estimate {
 namespace {
@@ -73,8 +74,55 @@ StatusOr<ModelShape> read_model_shape(const gguf::GgufFile& f) {
         fmt::format("model '{}': token_embd.weight has {} rows", f.path(), embd->shape[1]));
   }
   s.n_vocab = static_cast<int>(embd->shape[1]);
+  // Products of two dimensions below 2^30 cannot overflow 64 bits; bound them so that nothing
+  // downstream (the engine's row counts, `int` indices) sees a value that wraps.
+  const struct {
+    const char* what;
+    int64_t value;
+  } products[] = {{"head_count × key_length", s.n_embd_q()},
+                  {"head_count × value_length", s.n_embd_attn_out()},
+                  {"head_count_kv × key_length", s.n_embd_k_gqa()},
+                  {"head_count_kv × value_length", s.n_embd_v_gqa()}};
+  for (const auto& p : products) {
+    if (p.value > kMaxShapeProduct) {
+      return invalid_argument_error(
+          fmt::format("model '{}': {} is {}, above the limit of 2^30 (head_count {}, "
+                      "head_count_kv {}, key_length {}, value_length {})",
+                      f.path(), p.what, p.value, s.n_head, s.n_head_kv, s.head_dim_k, s.head_dim_v));
+    }
+  }
   return s;
 }
+
+namespace {
+
+// Every count and byte size of a plan stays below 2^58 (256 PiB): far above any machine, and
+// low enough that ComputeLayout's sums of a few such terms cannot overflow 64 bits.
+constexpr uint64_t kMaxPlanValue = uint64_t{1} << 58;
+
+// *out = a × b; false when it would reach kMaxPlanValue.
+bool mul(uint64_t a, uint64_t b, uint64_t* out) {
+  return !__builtin_mul_overflow(a, b, out) && *out < kMaxPlanValue;
+}
+
+// *out = the sum of `terms`; false when it would reach kMaxPlanValue.
+bool sum(std::initializer_list<uint64_t> terms, uint64_t* out) {
+  *out = 0;
+  for (uint64_t t : terms) {
+    if (t >= kMaxPlanValue || (*out += t) >= kMaxPlanValue) return false;
+  }
+  return true;
+}
+
+Status too_large(const ModelShape& s, const char* what) {
+  return invalid_argument_error(
+      fmt::format("memory plan: the {} of a {} model (n_layer {}, n_embd {}, n_head {}, "
+                  "head sizes {}/{}, n_ff {}, n_vocab {}) does not fit in 2^58 bytes",
+                  what, s.arch, s.n_layer, s.n_embd, s.n_head, s.head_dim_k, s.head_dim_v, s.n_ff,
+                  s.n_vocab));
+}
+
+}  // namespace
 
 StatusOr<ComputeLayout> compute_layout(const ModelShape& s, int n_ctx, int n_seq, int n_batch,
                                        int n_threads, int n_outputs) {
@@ -100,49 +148,42 @@ StatusOr<ComputeLayout> compute_layout(const ModelShape& s, int n_ctx, int n_seq
   l.n_ctx_seq = total / n_seq;
   l.n_ctx = l.n_ctx_seq * n_seq;
   l.n_batch = n_batch;
-  const uint64_t cells = static_cast<uint64_t>(s.n_layer) * l.n_ctx;
-  l.k_cache = cells * s.n_embd_k_gqa();
-  l.v_cache = cells * s.n_embd_v_gqa();
-  const uint64_t per_row = 2ull * s.n_embd + s.n_embd_q() + s.n_embd_k_gqa() + s.n_embd_v_gqa() +
-                           static_cast<uint64_t>(s.n_head) * s.head_dim_v + 2ull * s.n_ff + s.n_rot;
-  l.scratch_f32 = per_row * n_batch;
-  const int max_in = std::max({s.n_embd, s.n_ff, s.n_head * s.head_dim_v});
-  l.act_row_stride = static_cast<uint64_t>(max_in) * 4;  // F32 is the widest activation type
-  l.act_bytes = l.act_row_stride * n_batch;
-  l.attn_scratch = static_cast<uint64_t>(n_threads) * (s.head_dim_k + s.head_dim_v);
-  l.logits = static_cast<uint64_t>(n_outputs) * s.n_vocab;
-  l.embd_out = static_cast<uint64_t>(n_outputs) * s.n_embd;
+  // Each product is checked, so a hostile shape (or a hand-built one) is refused instead of
+  // wrapping to a small size; a negative dimension reads as a huge one and is refused too.
+  const auto u = [](int64_t v) { return static_cast<uint64_t>(v); };
+  uint64_t cells = 0;
+  uint64_t bytes = 0;
+  if (!mul(u(s.n_layer), u(l.n_ctx), &cells) || !mul(cells, u(s.n_embd_k_gqa()), &l.k_cache) ||
+      !mul(cells, u(s.n_embd_v_gqa()), &l.v_cache) || !mul(l.k_cache + l.v_cache, 2, &bytes)) {
+    return too_large(s, "KV cache");
+  }
+  uint64_t per_row = 0;
+  if (!sum({2 * u(s.n_embd), u(s.n_embd_q()), u(s.n_embd_k_gqa()), u(s.n_embd_v_gqa()),
+            u(s.n_embd_attn_out()), 2 * u(s.n_ff), u(s.n_rot)},
+           &per_row)) {
+    return too_large(s, "compute scratch");
+  }
+  if (!mul(per_row, u(n_batch), &l.scratch_f32) || !mul(l.scratch_f32, 4, &bytes)) {
+    return too_large(s, "compute scratch");
+  }
+  const int64_t max_in = std::max({int64_t{s.n_embd}, int64_t{s.n_ff}, s.n_embd_attn_out()});
+  // F32 is the widest activation type.
+  if (!mul(u(max_in), 4, &l.act_row_stride) || !mul(l.act_row_stride, u(n_batch), &l.act_bytes)) {
+    return too_large(s, "activation rows");
+  }
+  if (!mul(u(n_threads), u(s.head_dim_k) + u(s.head_dim_v), &l.attn_scratch) ||
+      !mul(u(n_outputs), u(s.n_vocab), &l.logits) || !mul(l.logits, 4, &bytes) ||
+      !mul(u(n_outputs), u(s.n_embd), &l.embd_out) || !mul(l.embd_out, 4, &bytes)) {
+    return too_large(s, "output buffers");
+  }
+  if (l.kv_bytes() >= kMaxPlanValue || l.compute_bytes() >= kMaxPlanValue) {
+    return too_large(s, "buffers");
+  }
   return l;
 }
 
-namespace {
-
-// Bytes a std::string of `n` characters allocates on the heap: nothing within libstdc++'s
-// 15-character small-string buffer, else n + 1 rounded up to glibc malloc's 16-byte chunks
-// with its 8-byte header.
-uint64_t string_heap_bytes(size_t n) {
-  if (n <= 15) return 0;
-  return (static_cast<uint64_t>(n) + 1 + 8 + 15) & ~uint64_t{15};
-}
-
-uint64_t value_heap_bytes(const gguf::Value& v) {
-  if (v.type == gguf::ValueType::kString) {
-    return string_heap_bytes(std::get<std::string>(v.data).size());
-  }
-  if (v.type != gguf::ValueType::kArray) return 0;
-  const auto& items = std::get<gguf::Array>(v.data).items;
-  uint64_t bytes = static_cast<uint64_t>(items.size()) * sizeof(gguf::Value);
-  for (const gguf::Value& item : items) bytes += value_heap_bytes(item);
-  return bytes;
-}
-
-}  // namespace
-
 uint64_t header_heap_bytes(const gguf::GgufFile& file) {
-  uint64_t bytes = 0;
-  for (const auto& [key, value] : file.metadata()) {
-    bytes += string_heap_bytes(key.size()) + sizeof(gguf::Value) + value_heap_bytes(value);
-  }
+  uint64_t bytes = file.header_heap_bytes();
   if (const gguf::Array* tokens = file.get_array("tokenizer.ggml.tokens")) {
     bytes += static_cast<uint64_t>(tokens->items.size()) * kTokenizerBytesPerToken;
   }

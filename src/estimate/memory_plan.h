@@ -31,10 +31,22 @@ struct ModelShape {
   int n_ff = 0;
   int n_rot = 0;  // rope.dimension_count, default head_dim_k
 
-  int n_embd_q() const { return n_head * head_dim_k; }
-  int n_embd_k_gqa() const { return n_head_kv * head_dim_k; }
-  int n_embd_v_gqa() const { return n_head_kv * head_dim_v; }
+  // Products in 64 bits; read_model_shape() guarantees each is at most kMaxShapeProduct, so
+  // code that indexes with them in `int` cannot wrap.
+  int64_t n_embd_q() const { return int64_t{n_head} * head_dim_k; }
+  int64_t n_embd_k_gqa() const { return int64_t{n_head_kv} * head_dim_k; }
+  int64_t n_embd_v_gqa() const { return int64_t{n_head_kv} * head_dim_v; }
+  int64_t n_embd_attn_out() const { return int64_t{n_head} * head_dim_v; }  // attn_output rows
 };
+
+// The largest single dimension read from a file (each `<arch>.*` size, the vocabulary), and the
+// largest product of two of them (head count × head size): 2^30 keeps every product of a
+// dimension with a row count or a batch far inside 64 bits, and every row index inside `int`.
+inline constexpr int64_t kMaxShapeDim = (int64_t{1} << 30) - 1;
+inline constexpr int64_t kMaxShapeProduct = int64_t{1} << 30;
+
+// Every shape the engine or the plan derives from the header, validated: dimensions positive and
+// at most kMaxShapeDim, head products at most kMaxShapeProduct, head counts dividing evenly.
 
 StatusOr<ModelShape> read_model_shape(const gguf::GgufFile& file);
 
@@ -64,6 +76,8 @@ struct ComputeLayout {
 
 // n_ctx: total positions over all sequences (0 = training context); n_seq: sequences (slots);
 // n_outputs: logits rows planned per decode (the worker asks for one per active slot).
+// Every element and byte count is computed with overflow checks: a shape whose buffers would not
+// fit in 2^62 bytes is an InvalidArgument, never a wrapped (small) size.
 StatusOr<ComputeLayout> compute_layout(const ModelShape& shape, int n_ctx, int n_seq, int n_batch,
                                        int n_threads, int n_outputs);
 
@@ -99,9 +113,9 @@ inline constexpr uint64_t kProcessOverheadBytes = 8ull << 20;
 inline constexpr uint64_t kTokenizerBytesPerToken = 152;
 inline constexpr uint64_t kTokenizerBytesPerMerge = 112;
 
-// The heap a loaded model holds for its header: every metadata value as the GGUF reader
-// stores it (array elements of sizeof(gguf::Value), strings past the small-string buffer in
-// their own allocation), plus the tokenizer's tables built from tokenizer.ggml.tokens/merges.
+// The heap a loaded model holds for its header: what the GGUF reader counts for the parsed
+// header (GgufFile::header_heap_bytes: metadata stored compactly, about its size in the file),
+// plus the tokenizer's tables built from tokenizer.ggml.tokens/merges.
 uint64_t header_heap_bytes(const gguf::GgufFile& file);
 
 // ctx_size: llama-server's -c, the total context shared by the n_parallel slots (0 = training

@@ -11,6 +11,9 @@
 #include <cerrno>
 #include <cstring>
 #include <limits>
+#include <new>
+#include <stdexcept>
+#include <type_traits>
 
 namespace hangar::gguf {
 
@@ -87,7 +90,7 @@ Value Value::f32(float v) { return Value{ValueType::kFloat32, v}; }
 Value Value::boolean(bool v) { return Value{ValueType::kBool, v}; }
 Value Value::str(std::string v) { return Value{ValueType::kString, std::move(v)}; }
 Value Value::array(ValueType elem_type, std::vector<Value> items) {
-  return Value{ValueType::kArray, Array{elem_type, std::move(items)}};
+  return Value{ValueType::kArray, Array(elem_type, items)};
 }
 Value Value::u64(uint64_t v) { return Value{ValueType::kUint64, v}; }
 Value Value::i64(int64_t v) { return Value{ValueType::kInt64, v}; }
@@ -107,6 +110,136 @@ bool operator==(const Value& a, const Value& b) {
 
 bool operator==(const Array& a, const Array& b) {
   return a.elem_type == b.elem_type && a.items == b.items;
+}
+
+// ---- Array ----------------------------------------------------------------------------------
+
+size_t value_type_size(ValueType t) {
+  switch (t) {
+    case ValueType::kUint8:
+    case ValueType::kInt8:
+    case ValueType::kBool: return 1;
+    case ValueType::kUint16:
+    case ValueType::kInt16: return 2;
+    case ValueType::kUint32:
+    case ValueType::kInt32:
+    case ValueType::kFloat32: return 4;
+    case ValueType::kUint64:
+    case ValueType::kInt64:
+    case ValueType::kFloat64: return 8;
+    case ValueType::kString:
+    case ValueType::kArray: return 0;
+  }
+  return 0;
+}
+
+Array::Array(ValueType type, const std::vector<Value>& values) : elem_type(type), items(type) {
+  for (const Value& v : values) items.push_back(v);
+}
+
+ArrayItems::ArrayItems() = default;
+ArrayItems::ArrayItems(ValueType elem_type) : elem_type_(elem_type) {}
+ArrayItems::~ArrayItems() = default;
+ArrayItems::ArrayItems(const ArrayItems&) = default;
+ArrayItems::ArrayItems(ArrayItems&&) noexcept = default;
+ArrayItems& ArrayItems::operator=(const ArrayItems&) = default;
+ArrayItems& ArrayItems::operator=(ArrayItems&&) noexcept = default;
+
+Value ArrayItems::Iterator::operator*() const { return (*items_)[i_]; }
+
+namespace {
+
+template <typename T>
+T load(const uint8_t* p) {
+  T v;
+  std::memcpy(&v, p, sizeof(T));
+  return v;
+}
+
+}  // namespace
+
+Value ArrayItems::operator[](size_t i) const {
+  const uint8_t* p = packed_.data() + i * value_type_size(elem_type_);
+  switch (elem_type_) {
+    case ValueType::kUint8: return Value::u8(load<uint8_t>(p));
+    case ValueType::kInt8: return Value::i8(load<int8_t>(p));
+    case ValueType::kUint16: return Value::u16(load<uint16_t>(p));
+    case ValueType::kInt16: return Value::i16(load<int16_t>(p));
+    case ValueType::kUint32: return Value::u32(load<uint32_t>(p));
+    case ValueType::kInt32: return Value::i32(load<int32_t>(p));
+    case ValueType::kFloat32: return Value::f32(load<float>(p));
+    case ValueType::kBool: return Value::boolean(*p != 0);
+    case ValueType::kUint64: return Value::u64(load<uint64_t>(p));
+    case ValueType::kInt64: return Value::i64(load<int64_t>(p));
+    case ValueType::kFloat64: return Value::f64(load<double>(p));
+    case ValueType::kString: return Value::str(std::string(string_at(i)));
+    case ValueType::kArray: return Value{ValueType::kArray, arrays_[i]};
+  }
+  return Value{};
+}
+
+std::string_view ArrayItems::string_at(size_t i) const {
+  const uint64_t begin = i == 0 ? 0 : ends_[i - 1];
+  return std::string_view(chars_).substr(begin, ends_[i] - begin);
+}
+
+const Array& ArrayItems::array_at(size_t i) const { return arrays_[i]; }
+
+bool ArrayItems::push_back(const Value& v) {
+  if (v.type != elem_type_ || v.data.index() != static_cast<size_t>(v.type)) {
+    ++rejected_;
+    return false;
+  }
+  switch (v.type) {
+    case ValueType::kString: append_string(std::get<std::string>(v.data)); break;
+    case ValueType::kArray: append_array(std::get<Array>(v.data)); break;
+    case ValueType::kBool: {
+      const uint8_t b = std::get<bool>(v.data) ? 1 : 0;
+      append_packed(&b, 1);
+      break;
+    }
+    default:
+      // Every other alternative is a trivially copyable scalar of value_type_size() bytes.
+      std::visit(
+          [this](const auto& x) {
+            using T = std::decay_t<decltype(x)>;
+            if constexpr (std::is_arithmetic_v<T>) {
+              append_packed(reinterpret_cast<const uint8_t*>(&x), 1);
+            }
+          },
+          v.data);
+  }
+  return true;
+}
+
+void ArrayItems::append_packed(const uint8_t* bytes, size_t n) {
+  packed_.insert(packed_.end(), bytes, bytes + n * value_type_size(elem_type_));
+  size_ += n;
+}
+
+void ArrayItems::append_string(std::string_view s) {
+  chars_.append(s);
+  ends_.push_back(chars_.size());
+  ++size_;
+}
+
+void ArrayItems::append_array(Array a) {
+  arrays_.push_back(std::move(a));
+  ++size_;
+}
+
+uint64_t ArrayItems::heap_bytes() const {
+  uint64_t bytes = packed_.capacity() + ends_.capacity() * sizeof(uint64_t) +
+                   arrays_.capacity() * sizeof(Array);
+  if (chars_.capacity() > 15) bytes += chars_.capacity() + 1;
+  for (const Array& a : arrays_) bytes += a.items.heap_bytes();
+  return bytes;
+}
+
+bool operator==(const ArrayItems& a, const ArrayItems& b) {
+  // Packed bytes compare floats by bits, as Value's == does.
+  return a.elem_type_ == b.elem_type_ && a.size_ == b.size_ && a.packed_ == b.packed_ &&
+         a.chars_ == b.chars_ && a.ends_ == b.ends_ && a.arrays_ == b.arrays_;
 }
 
 int64_t TensorInfo::n_elements() const {
@@ -180,17 +313,24 @@ class GgufParser {
       return error(at, what + ": string length " + std::to_string(len) + " exceeds the " +
                            std::to_string(left()) + " bytes left in the file");
     }
+    if (len > 15) HANGAR_RETURN_IF_ERROR(charge(len + 1, at, what));  // past the small-string buffer
     out->assign(reinterpret_cast<const char*>(p_ + pos_), len);
     pos_ += len;
     return ok_status();
   }
 
   Status read_value(ValueType type, Value* out, const std::string& key, int depth);
+  Status read_array_items(ValueType et, uint64_t count, ArrayItems* items, const std::string& key,
+                          int depth, uint64_t count_at);
+  // Counts `bytes` of heap against kMaxHeaderHeapBytes; ResourceExhausted past it.
+  Status charge(uint64_t bytes, uint64_t at, const std::string& what);
+
 
   const uint8_t* p_;
   uint64_t size_;
   uint64_t pos_ = 0;
   const std::string& name_;
+  uint64_t heap_ = 0;  // bytes charged so far
 };
 
 Status GgufParser::read_value(ValueType type, Value* out, const std::string& key, int depth) {
@@ -243,14 +383,70 @@ Status GgufParser::read_value(ValueType type, Value* out, const std::string& key
       }
       Array arr;
       arr.elem_type = et;
-      arr.items.resize(count);
-      for (uint64_t i = 0; i < count; ++i) {
-        HANGAR_RETURN_IF_ERROR(read_value(et, &arr.items[i], key, depth + 1));
-      }
+      arr.items = ArrayItems(et);
+      HANGAR_RETURN_IF_ERROR(read_array_items(et, count, &arr.items, key, depth, count_at));
       out->data = std::move(arr);
       break;
     }
   }
+  return ok_status();
+}
+
+Status GgufParser::read_array_items(ValueType et, uint64_t count, ArrayItems* items,
+                                    const std::string& key, int depth, uint64_t count_at) {
+  const std::string what = "key '" + key + "'";
+  if (const size_t size = value_type_size(et); size > 0) {
+    // Fixed-size elements: one bounds check (count × size fits, checked by the caller against
+    // the bytes left) and one copy.
+    HANGAR_RETURN_IF_ERROR(charge(count * size, count_at, what));
+    if (et == ValueType::kBool) {
+      for (uint64_t i = 0; i < count; ++i) {
+        if (p_[pos_ + i] > 1) {
+          return error(pos_ + i, what + ": bool value " + std::to_string(p_[pos_ + i]) +
+                                     " is not 0 or 1");
+        }
+      }
+    }
+    items->append_packed(p_ + pos_, count);
+    pos_ += count * size;
+    return ok_status();
+  }
+  if (et == ValueType::kString) {
+    // An end offset per item (as many bytes as the file's length field) plus the characters.
+    HANGAR_RETURN_IF_ERROR(charge(count * sizeof(uint64_t), count_at, what));
+    for (uint64_t i = 0; i < count; ++i) {
+      const uint64_t at = pos_;
+      uint64_t len = 0;
+      HANGAR_RETURN_IF_ERROR(read(&len, "a string length"));
+      if (len > left()) {
+        return error(at, what + ": string length " + std::to_string(len) + " exceeds the " +
+                             std::to_string(left()) + " bytes left in the file");
+      }
+      HANGAR_RETURN_IF_ERROR(charge(len, at, what));
+      items->append_string(std::string_view(reinterpret_cast<const char*>(p_ + pos_), len));
+      pos_ += len;
+    }
+    return ok_status();
+  }
+  // Nested arrays.
+  HANGAR_RETURN_IF_ERROR(charge(count * sizeof(Array), count_at, what));
+  for (uint64_t i = 0; i < count; ++i) {
+    Value v;
+    HANGAR_RETURN_IF_ERROR(read_value(ValueType::kArray, &v, key, depth + 1));
+    items->append_array(std::move(std::get<Array>(v.data)));
+  }
+  return ok_status();
+}
+
+Status GgufParser::charge(uint64_t bytes, uint64_t at, const std::string& what) {
+  if (bytes > kMaxHeaderHeapBytes - heap_) {
+    return resource_exhausted_error(
+        "gguf '" + name_ + "': " + what + " at byte " + std::to_string(at) + " needs " +
+        std::to_string(bytes) + " more bytes of memory; the header may use at most " +
+        std::to_string(kMaxHeaderHeapBytes >> 20) + " MiB (" + std::to_string(heap_) +
+        " used so far): the file is corrupt or not a model hangar can serve");
+  }
+  heap_ += bytes;
   return ok_status();
 }
 
@@ -284,6 +480,21 @@ Status GgufParser::parse(GgufFile* f) {
                                   " cannot fit in the " + std::to_string(left()) +
                                   " bytes left in the file");
   }
+  if (tensor_count > kMaxTensors) {
+    return error(tensor_count_at, "tensor count " + std::to_string(tensor_count) +
+                                      " is above the limit of " + std::to_string(kMaxTensors));
+  }
+  if (kv_count > kMaxMetadataKeys) {
+    return error(kv_count_at, "metadata count " + std::to_string(kv_count) +
+                                  " is above the limit of " + std::to_string(kMaxMetadataKeys));
+  }
+  // The tables sized by the counts: an entry and a hash-index node per key and per tensor.
+  constexpr uint64_t kIndexNodeBytes = 64;
+  HANGAR_RETURN_IF_ERROR(charge(kv_count * (sizeof(std::pair<std::string, Value>) + kIndexNodeBytes),
+                                kv_count_at, "the metadata table"));
+  HANGAR_RETURN_IF_ERROR(charge(tensor_count * (sizeof(TensorInfo) + kIndexNodeBytes +
+                                                kMaxDims * sizeof(int64_t)),
+                                tensor_count_at, "the tensor table"));
 
   f->metadata_.reserve(kv_count);
   uint64_t alignment_at = 0;
@@ -379,6 +590,7 @@ Status GgufParser::parse(GgufFile* f) {
                                  std::to_string(f->data_offset_) + " but the file has " +
                                  std::to_string(size_) + " bytes");
   }
+  f->header_heap_bytes_ = heap_;
   const uint64_t data_size = f->data_offset_ <= size_ ? size_ - f->data_offset_ : 0;
   for (TensorInfo& t : f->tensors_) {
     if (t.offset > data_size || t.bytes > data_size - t.offset) {
@@ -394,12 +606,30 @@ Status GgufParser::parse(GgufFile* f) {
 
 // ---- GgufFile -------------------------------------------------------------------------------
 
+namespace {
+
+// The parser charges every allocation against kMaxHeaderHeapBytes, so running out of memory is
+// not expected; should an allocation fail all the same (a small container, an overcommit
+// limit), it is a Status like every other failure, never an abort.
+Status parse_guarded(const uint8_t* bytes, size_t size, GgufFile* f) {
+  try {
+    GgufParser parser(bytes, size, f->path());
+    return parser.parse(f);
+  } catch (const std::bad_alloc&) {
+    return resource_exhausted_error("gguf '" + f->path() +
+                                    "': out of memory while reading the header");
+  } catch (const std::length_error&) {
+    return resource_exhausted_error("gguf '" + f->path() + "': the header is too large to read");
+  }
+}
+
+}  // namespace
+
 StatusOr<std::unique_ptr<GgufFile>> GgufFile::parse(const uint8_t* bytes, size_t size,
                                                     std::string name) {
   std::unique_ptr<GgufFile> f(new GgufFile());
   f->path_ = std::move(name);
-  GgufParser parser(bytes, size, f->path_);
-  HANGAR_RETURN_IF_ERROR(parser.parse(f.get()));
+  HANGAR_RETURN_IF_ERROR(parse_guarded(bytes, size, f.get()));
   return f;
 }
 
@@ -433,8 +663,7 @@ StatusOr<std::unique_ptr<GgufFile>> GgufFile::open(const std::string& path) {
   f->map_size_ = size;
   static const uint8_t kEmpty = 0;
   const uint8_t* bytes = map ? static_cast<const uint8_t*>(map) : &kEmpty;
-  GgufParser parser(bytes, size, f->path_);
-  HANGAR_RETURN_IF_ERROR(parser.parse(f.get()));
+  HANGAR_RETURN_IF_ERROR(parse_guarded(bytes, size, f.get()));
   return f;
 }
 

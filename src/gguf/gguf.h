@@ -7,10 +7,12 @@
 // magic and version; counts and string lengths against the file size; integer overflow in
 // shapes and offsets; every tensor's bytes inside the data region and consistent with its type
 // and shape; duplicate keys and tensor names; unknown value and tensor types; alignment a power
-// of two. Nothing is allocated by an unchecked size.
+// of two. Nothing is allocated by an unchecked size: the header's heap is capped at
+// kMaxHeaderHeapBytes, and an allocation that fails anyway is a ResourceExhausted Status.
 //
 // A GgufFile is immutable after open(): safe to read from any number of threads.
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -46,12 +48,88 @@ enum class ValueType : uint32_t {
 std::string_view value_type_name(ValueType t);  // "uint8", ..., "array"
 
 struct Value;
+struct Array;
+
+// The items of an Array, stored compactly: fixed-size elements packed as in the file (1 to 8
+// bytes each), strings as one character buffer plus an end offset each, nested arrays as
+// Arrays. A metadata array therefore costs about its size in the file, not sizeof(Value) per
+// element (48 bytes per uint8 before). Reading an item builds a Value on the fly, so the
+// container reads like a vector of Values: size(), empty(), [i], and range-for over values.
+class ArrayItems {
+ public:
+  class Iterator {
+   public:
+    using value_type = Value;
+    using difference_type = std::ptrdiff_t;
+    Iterator(const ArrayItems* items, size_t i) : items_(items), i_(i) {}
+    Value operator*() const;
+    Iterator& operator++() {
+      ++i_;
+      return *this;
+    }
+    bool operator==(const Iterator& o) const { return i_ == o.i_; }
+    bool operator!=(const Iterator& o) const { return i_ != o.i_; }
+
+   private:
+    const ArrayItems* items_;
+    size_t i_;
+  };
+
+  // Defined out of line, where Array is complete (the nested arrays' vector needs it).
+  ArrayItems();
+  explicit ArrayItems(ValueType elem_type);
+  ~ArrayItems();
+  ArrayItems(const ArrayItems&);
+  ArrayItems(ArrayItems&&) noexcept;
+  ArrayItems& operator=(const ArrayItems&);
+  ArrayItems& operator=(ArrayItems&&) noexcept;
+
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  Value operator[](size_t i) const;  // i < size()
+  Iterator begin() const { return Iterator(this, 0); }
+  Iterator end() const { return Iterator(this, size_); }
+
+  // Typed access without building a Value: the i-th string (string arrays only) and the i-th
+  // nested array (array arrays only).
+  std::string_view string_at(size_t i) const;
+  const Array& array_at(size_t i) const;
+
+  // Appends one item; false (nothing appended) when its type is not the element type.
+  bool push_back(const Value& v);
+  // Appends `n` fixed-size elements given as their little-endian bytes (n × the element size).
+  void append_packed(const uint8_t* bytes, size_t n);
+  void append_string(std::string_view s);
+  void append_array(Array a);
+
+  // Items push_back() refused for their type (a writer reports these as an error).
+  size_t rejected() const { return rejected_; }
+
+  // Heap bytes the items hold (the buffers' capacities, nested arrays included).
+  uint64_t heap_bytes() const;
+
+  friend bool operator==(const ArrayItems& a, const ArrayItems& b);
+
+ private:
+  ValueType elem_type_ = ValueType::kUint8;
+  size_t size_ = 0;
+  size_t rejected_ = 0;
+  std::vector<uint8_t> packed_;     // fixed-size types: size_ × element size bytes
+  std::string chars_;               // strings: every item's bytes, one after another
+  std::vector<uint64_t> ends_;      // strings: end offset of item i in chars_
+  std::vector<Array> arrays_;       // nested arrays
+};
 
 // A homogeneous array; arrays may nest (elem_type kArray).
 struct Array {
+  Array() = default;
+  Array(ValueType elem_type, const std::vector<Value>& values);  // items of other types: skipped
   ValueType elem_type = ValueType::kUint8;
-  std::vector<Value> items;
+  ArrayItems items;
 };
+
+// The bytes one element of a fixed-size type takes (0 for string and array).
+size_t value_type_size(ValueType t);
 
 // One metadata value. The variant's alternative matches `type` exactly.
 struct Value {
@@ -88,6 +166,14 @@ struct Value {
 
 // Same element type and equal items (floats compare by bits, so NaN equals the same NaN).
 bool operator==(const Array& a, const Array& b);
+
+// What the reader allocates for one file's header at most: metadata (keys, strings, arrays),
+// tensor names and shapes. The largest real headers (256k-token vocabularies with their merges)
+// need tens of MiB; a file that asks for more is refused before it is read, not allocated.
+inline constexpr uint64_t kMaxHeaderHeapBytes = 512ull << 20;
+// Most metadata keys and tensors a file may declare.
+inline constexpr uint64_t kMaxMetadataKeys = 1u << 20;
+inline constexpr uint64_t kMaxTensors = 1u << 20;
 
 struct TensorInfo {
   std::string name;
@@ -131,6 +217,10 @@ class GgufFile {
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
   const TensorInfo* find_tensor(std::string_view name) const;
 
+  // Heap bytes the parsed header holds (metadata keys and values, tensor names and shapes), as
+  // counted against kMaxHeaderHeapBytes.
+  uint64_t header_heap_bytes() const { return header_heap_bytes_; }
+
   // The architecture ("general.architecture"), or "" when absent.
   std::string architecture() const;
 
@@ -143,6 +233,7 @@ class GgufFile {
   uint64_t file_size_ = 0;
   uint32_t alignment_ = 32;
   uint64_t data_offset_ = 0;
+  uint64_t header_heap_bytes_ = 0;
   std::vector<std::pair<std::string, Value>> metadata_;
   std::unordered_map<std::string, size_t> metadata_index_;
   std::vector<TensorInfo> tensors_;

@@ -42,6 +42,12 @@ Status put_value(std::string* out, const Value& v, const std::string& key) {
     case ValueType::kArray: {
       const Array& a = std::get<Array>(v.data);
       put<uint32_t>(out, static_cast<uint32_t>(a.elem_type));
+      if (a.items.rejected() > 0) {
+        return invalid_argument_error("gguf writer: key '" + key + "': array of " +
+                                      std::string(value_type_name(a.elem_type)) + " was given " +
+                                      std::to_string(a.items.rejected()) +
+                                      " items of another type");
+      }
       put<uint64_t>(out, a.items.size());
       for (const Value& item : a.items) {
         if (item.type != a.elem_type) {

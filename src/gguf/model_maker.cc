@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <memory>
@@ -145,9 +146,69 @@ std::optional<uint32_t> file_type_of(GgmlType type) {
     case GgmlType::kQ8_0: return 7;
     case GgmlType::kQ5_0: return 8;
     case GgmlType::kQ5_1: return 9;
+    case GgmlType::kQ4_K: return 15;  // LLAMA_FTYPE_MOSTLY_Q4_K_M, also for a pure Q4_K file
+    case GgmlType::kQ6_K: return 18;
     case GgmlType::kBF16: return 32;
     default: return std::nullopt;
   }
+}
+
+bool set_model_type(std::string_view name, ModelSpec* spec) {
+  std::string lower(name);
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (lower == "q4_k_m") {
+    spec->mixture = Mixture::kQ4_K_M;
+    spec->type = GgmlType::kQ4_K;
+    return true;
+  }
+  const std::optional<GgmlType> t = type_from_name(name);
+  if (!t) return false;
+  spec->mixture = Mixture::kNone;
+  spec->type = *t;
+  return true;
+}
+
+namespace {
+
+// llama.cpp's use_more_bits(i, n): the layers a K-quant mixture gives more bits.
+bool use_more_bits(int64_t i, int64_t n) {
+  return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2;
+}
+
+bool ends_with(const std::string& s, std::string_view suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// The layer of "blk.<i>.<rest>", or -1.
+int64_t layer_of(const std::string& name) {
+  if (name.rfind("blk.", 0) != 0) return -1;
+  int64_t i = 0;
+  size_t p = 4;
+  if (p >= name.size() || !std::isdigit(static_cast<unsigned char>(name[p]))) return -1;
+  for (; p < name.size() && std::isdigit(static_cast<unsigned char>(name[p])); ++p) {
+    i = i * 10 + (name[p] - '0');
+  }
+  return i;
+}
+
+}  // namespace
+
+GgmlType tensor_type(const ModelSpec& spec, const std::string& name, int64_t n_in) {
+  if (spec.mixture == Mixture::kNone) return spec.type;
+  GgmlType t = GgmlType::kQ4_K;
+  const bool is_output =
+      name == "output.weight" || (spec.tie_embeddings && name == "token_embd.weight");
+  if (is_output) {
+    t = GgmlType::kQ6_K;
+  } else if (ends_with(name, ".attn_v.weight") || ends_with(name, ".ffn_down.weight")) {
+    const int64_t layer = layer_of(name);
+    if (layer >= 0 && use_more_bits(layer, spec.n_layer)) t = GgmlType::kQ6_K;
+  }
+  if (n_in % type_traits(t).block_size != 0) {
+    t = t == GgmlType::kQ4_K ? GgmlType::kQ5_0 : GgmlType::kQ8_0;  // as llama-quantize falls back
+  }
+  return t;
 }
 
 StatusOr<GgufWriter> make_model(const ModelSpec& spec) {
@@ -177,13 +238,15 @@ StatusOr<GgufWriter> make_model(const ModelSpec& spec) {
     return invalid_argument_error("make-model: head dimension " + std::to_string(head_dim) +
                                   " must be positive and even (RoPE)");
   }
-  const std::optional<uint32_t> ftype = file_type_of(spec.type);
+  const std::optional<uint32_t> ftype =
+      spec.mixture == Mixture::kQ4_K_M ? std::optional<uint32_t>(15) : file_type_of(spec.type);
   if (!ftype) {
-    return invalid_argument_error("make-model: --type '" +
-                                  std::string(type_traits(spec.type).name) +
-                                  "' is not one of f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1");
+    return invalid_argument_error(
+        "make-model: --type '" + std::string(type_traits(spec.type).name) +
+        "' is not one of f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_K, q6_K, q4_k_m");
   }
-  const uint32_t block = type_traits(spec.type).block_size;
+  // A mixture falls back per tensor instead (tensor_type).
+  const uint32_t block = spec.mixture == Mixture::kNone ? type_traits(spec.type).block_size : 1;
   for (int64_t in_dim : {spec.n_embd, spec.n_ff, spec.n_head * head_dim}) {
     if (in_dim % block != 0) {
       return invalid_argument_error("make-model: matrix input dimension " +
@@ -245,7 +308,8 @@ StatusOr<GgufWriter> make_model(const ModelSpec& spec) {
   const float inv_e = 1.0f / std::sqrt(static_cast<float>(e));
   std::vector<TensorPlan> plan;
   auto matrix = [&](std::string name, int64_t in, int64_t out, float std) {
-    plan.push_back({std::move(name), {in, out}, spec.type, 0.0f, std, {}, {}});
+    const GgmlType type = tensor_type(spec, name, in);
+    plan.push_back({std::move(name), {in, out}, type, 0.0f, std, {}, {}});
   };
   auto vector = [&](std::string name, int64_t n, float mean, float std) {
     plan.push_back({std::move(name), {n}, GgmlType::kF32, mean, std, {}, {}});

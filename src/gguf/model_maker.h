@@ -2,17 +2,27 @@
 // Random-weight test models (llama, qwen2, qwen3) of any shape, written as GGUF: what
 // `hangar make-model` runs, and what tests use to make models in-process. Tensor names and shapes
 // follow llama.cpp's converter (fixtures README §3); 1-D tensors are F32, 2-D tensors the chosen
-// type. Weights are N(0, std²) with the fixtures' std rules so generation is not degenerate.
+// type, or with --type q4_k_m the mixture llama-quantize writes for Q4_K_M (see Mixture).
+// Weights are N(0, std²) with the fixtures' std rules so generation is not degenerate.
 // Stateless: safe from any thread.
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "common/status.h"
 #include "gguf/ggml_type.h"
 #include "gguf/gguf_writer.h"
 
 namespace hangar::gguf {
+
+// A llama-quantize file type that mixes tensor types. kQ4_K_M: Q4_K for the 2-D tensors, Q6_K
+// for the output matrix (token_embd when tied) and for attn_v / ffn_down of the layers
+// llama.cpp's use_more_bits() picks (the first and last eighth, and every third between). A
+// matrix whose rows are not whole 256-element blocks falls back as llama.cpp's does: Q4_K to
+// Q5_0, Q6_K to Q8_0. The bytes are not llama-quantize's (our Q4_K/Q6_K quantizers are simpler).
+enum class Mixture { kNone, kQ4_K_M };
 
 struct ModelSpec {
   std::string arch = "llama";  // llama | qwen2 | qwen3
@@ -26,6 +36,7 @@ struct ModelSpec {
   int64_t n_ctx = 256;
   int64_t n_vocab = 32000;     // used only without vocab_from
   GgmlType type = GgmlType::kF32;
+  Mixture mixture = Mixture::kNone;  // kQ4_K_M overrides `type`
   uint64_t seed = 1;
   bool tie_embeddings = false;  // no output.weight (llama.cpp then uses token_embd)
   double rope_freq_base = 0;    // 0: 10000 for llama, 1e6 for qwen2/qwen3
@@ -41,5 +52,13 @@ Status write_model(const ModelSpec& spec, const std::string& path);
 
 // general.file_type for a model whose 2-D tensors are `type` (llama_ftype), or nullopt.
 std::optional<uint32_t> file_type_of(GgmlType type);
+
+// Reads make-model's --type: "q4_k_m" (any case) sets the mixture, a plain type name sets `type`
+// (mixture none). False for an unknown name.
+bool set_model_type(std::string_view name, ModelSpec* spec);
+
+// The type make-model gives the 2-D tensor `name` ("blk.3.attn_v.weight") of `spec`, whose rows
+// hold n_in elements: spec.type, or the mixture's choice.
+GgmlType tensor_type(const ModelSpec& spec, const std::string& name, int64_t n_in);
 
 }  // namespace hangar::gguf

@@ -154,6 +154,130 @@ void quantize_block_q5_1(const float* x, uint8_t* y) {
   put_u32(y + 4, qh);
 }
 
+constexpr int kQkK = 256;  // elements per super-block of Q4_K and Q6_K
+
+// Round half to even, as ggml's nearest_int.
+int nearest(float v) { return static_cast<int>(std::nearbyint(v)); }
+
+// Q4_K super-block, 144 bytes: f16 d; f16 dmin; uint8 scales[12]; uint8 qs[128]. Eight groups of
+// 32, element = d * sc[g] * q - dmin * m[g] with q in 0..15 and 6-bit sc, m. Group 2i sits in
+// the low nibbles of qs[32i..32i+31], group 2i+1 in the high ones. sc/m of groups 0..3 are the
+// low 6 bits of scales[g] / scales[g + 4]; of groups 4..7, the low / high nibble of
+// scales[g + 4] with the top 2 bits in bits 6..7 of scales[g - 4] / scales[g].
+// Not llama.cpp's search (make_qkx2_quants): each group's range sets its scale and min, which
+// the engine computes just the same; the bytes differ from llama-quantize's.
+void quantize_block_q4_k(const float* x, uint8_t* y) {
+  float scale[8], min[8];
+  float max_scale = 0.0f, max_min = 0.0f;
+  for (int g = 0; g < 8; ++g) {
+    float lo = 0.0f, hi = -FLT_MAX;  // the min offset is kept >= 0, as ggml does
+    for (int j = 0; j < 32; ++j) {
+      lo = std::min(lo, x[32 * g + j]);
+      hi = std::max(hi, x[32 * g + j]);
+    }
+    scale[g] = std::max(0.0f, (hi - lo) / 15.0f);
+    min[g] = -lo;
+    max_scale = std::max(max_scale, scale[g]);
+    max_min = std::max(max_min, min[g]);
+  }
+  put_f16(y, max_scale / 63.0f);
+  put_f16(y + 2, max_min / 63.0f);
+  const float d = get_f16(y), dmin = get_f16(y + 2);
+  uint8_t ls[8], lm[8];
+  for (int g = 0; g < 8; ++g) {
+    ls[g] = static_cast<uint8_t>(d > 0.0f ? std::clamp(nearest(scale[g] / d), 0, 63) : 0);
+    lm[g] = static_cast<uint8_t>(dmin > 0.0f ? std::clamp(nearest(min[g] / dmin), 0, 63) : 0);
+  }
+  uint8_t* sc = y + 4;
+  for (int g = 0; g < 4; ++g) {
+    sc[g] = static_cast<uint8_t>(ls[g] | ((ls[g + 4] >> 4) << 6));
+    sc[g + 4] = static_cast<uint8_t>(lm[g] | ((lm[g + 4] >> 4) << 6));
+    sc[g + 8] = static_cast<uint8_t>((ls[g + 4] & 0x0F) | ((lm[g + 4] & 0x0F) << 4));
+  }
+  uint8_t* qs = y + 16;
+  std::memset(qs, 0, kQkK / 2);
+  for (int g = 0; g < 8; ++g) {
+    const float dl = d * static_cast<float>(ls[g]);
+    const float ml = dmin * static_cast<float>(lm[g]);
+    for (int j = 0; j < 32; ++j) {
+      const int q = dl > 0.0f ? std::clamp(nearest((x[32 * g + j] + ml) / dl), 0, 15) : 0;
+      qs[32 * (g / 2) + j] |= static_cast<uint8_t>(g % 2 == 0 ? q : q << 4);
+    }
+  }
+}
+
+// Q6_K super-block, 210 bytes: uint8 ql[128]; uint8 qh[64]; int8 scales[16]; f16 d. Sixteen
+// groups of 16, element = d * scales[g] * (q - 32), q 6 bits. Element e = 128h + 32k + l keeps
+// its low nibble in ql[64h + 32(k & 1) + l] (high nibble when k >= 2) and its top 2 bits in bits
+// 2k..2k+1 of qh[32h + l].
+// As ggml's first estimate (without its refinement): each group's largest magnitude maps to
+// -32, and the group scales to int8 with the largest at -128.
+void quantize_block_q6_k(const float* x, uint8_t* y) {
+  float scale[16];
+  float max_scale = 0.0f, max_abs = 0.0f;
+  for (int g = 0; g < 16; ++g) {
+    float amax = 0.0f, max = 0.0f;
+    for (int j = 0; j < 16; ++j) {
+      if (std::fabs(x[16 * g + j]) > amax) {
+        amax = std::fabs(x[16 * g + j]);
+        max = x[16 * g + j];
+      }
+    }
+    scale[g] = max / -32.0f;
+    if (std::fabs(scale[g]) > max_abs) {
+      max_abs = std::fabs(scale[g]);
+      max_scale = scale[g];
+    }
+  }
+  uint8_t* ql = y;
+  uint8_t* qh = y + 128;
+  int8_t* scales = reinterpret_cast<int8_t*>(y + 192);
+  std::memset(y, 0, 210);
+  if (max_abs == 0.0f) return;  // all zero: d = 0
+  const float iscale = -128.0f / max_scale;
+  put_f16(y + 208, 1.0f / iscale);
+  const float d = get_f16(y + 208);
+  for (int g = 0; g < 16; ++g) {
+    scales[g] = static_cast<int8_t>(std::min(127, nearest(iscale * scale[g])));
+  }
+  for (int e = 0; e < kQkK; ++e) {
+    const float dl = d * static_cast<float>(scales[e / 16]);
+    const int q = (dl != 0.0f ? std::clamp(nearest(x[e] / dl), -32, 31) : 0) + 32;
+    const int h = e / 128, k = (e % 128) / 32, l = e % 32;
+    ql[64 * h + 32 * (k & 1) + l] |= static_cast<uint8_t>(k < 2 ? (q & 0x0F) : (q & 0x0F) << 4);
+    qh[32 * h + l] |= static_cast<uint8_t>((q >> 4) << (2 * k));
+  }
+}
+
+void dequantize_block_q4_k(const uint8_t* x, float* y) {
+  const float d = get_f16(x), dmin = get_f16(x + 2);
+  const uint8_t* sc = x + 4;
+  const uint8_t* qs = x + 16;
+  for (int g = 0; g < 8; ++g) {
+    const int ls = g < 4 ? sc[g] & 63 : (sc[g + 4] & 0x0F) | ((sc[g - 4] >> 6) << 4);
+    const int lm = g < 4 ? sc[g + 4] & 63 : (sc[g + 4] >> 4) | ((sc[g] >> 6) << 4);
+    const float dl = d * static_cast<float>(ls);
+    const float ml = dmin * static_cast<float>(lm);
+    for (int j = 0; j < 32; ++j) {
+      const uint8_t b = qs[32 * (g / 2) + j];
+      y[32 * g + j] = dl * static_cast<float>(g % 2 == 0 ? b & 0x0F : b >> 4) - ml;
+    }
+  }
+}
+
+void dequantize_block_q6_k(const uint8_t* x, float* y) {
+  const uint8_t* ql = x;
+  const uint8_t* qh = x + 128;
+  const int8_t* scales = reinterpret_cast<const int8_t*>(x + 192);
+  const float d = get_f16(x + 208);
+  for (int e = 0; e < kQkK; ++e) {
+    const int h = e / 128, k = (e % 128) / 32, l = e % 32;
+    const uint8_t lb = ql[64 * h + 32 * (k & 1) + l];
+    const int q = ((k < 2 ? lb & 0x0F : lb >> 4) | (((qh[32 * h + l] >> (2 * k)) & 3) << 4)) - 32;
+    y[e] = d * static_cast<float>(scales[e / 16]) * static_cast<float>(q);
+  }
+}
+
 bool is_supported(GgmlType type) {
   switch (type) {
     case GgmlType::kF32:
@@ -164,6 +288,8 @@ bool is_supported(GgmlType type) {
     case GgmlType::kQ4_1:
     case GgmlType::kQ5_0:
     case GgmlType::kQ5_1:
+    case GgmlType::kQ4_K:
+    case GgmlType::kQ6_K:
       return true;
     default:
       return false;
@@ -258,7 +384,10 @@ Status quantize_into(GgmlType type, const float* src, int64_t n, uint8_t* dst) {
       if (type == GgmlType::kQ4_1) block_fn = quantize_block_q4_1;
       if (type == GgmlType::kQ5_0) block_fn = quantize_block_q5_0;
       if (type == GgmlType::kQ5_1) block_fn = quantize_block_q5_1;
-      for (int64_t b = 0; b < blocks; ++b) block_fn(src + b * kQk, dst + b * bpb);
+      if (type == GgmlType::kQ4_K) block_fn = quantize_block_q4_k;
+      if (type == GgmlType::kQ6_K) block_fn = quantize_block_q6_k;
+      const int64_t bs = type_traits(type).block_size;
+      for (int64_t b = 0; b < blocks; ++b) block_fn(src + b * bs, dst + b * bpb);
     }
   }
   return ok_status();
@@ -286,6 +415,12 @@ Status dequantize(GgmlType type, const uint8_t* src, float* dst, int64_t n) {
       for (int64_t i = 0; i < n; ++i) {
         dst[i] = bf16_to_fp32(static_cast<uint16_t>(src[2 * i] | (src[2 * i + 1] << 8)));
       }
+      return ok_status();
+    case GgmlType::kQ4_K:
+      for (int64_t b = 0; b < blocks; ++b) dequantize_block_q4_k(src + b * bpb, dst + b * kQkK);
+      return ok_status();
+    case GgmlType::kQ6_K:
+      for (int64_t b = 0; b < blocks; ++b) dequantize_block_q6_k(src + b * bpb, dst + b * kQkK);
       return ok_status();
     default:
       break;

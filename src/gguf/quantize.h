@@ -3,6 +3,9 @@
 // reference (scalar) quantizers, and the matching dequantizers. Block layouts as ggml's
 // ggml-common.h: Q8_0 {f16 d; int8 qs[32]}, Q4_0 {f16 d; uint8 qs[16]}, Q4_1 {f16 d, m; qs[16]},
 // Q5_0 {f16 d; uint8 qh[4]; qs[16]}, Q5_1 {f16 d, m; qh[4]; qs[16]}.
+// Q4_K and Q6_K (256-element super-blocks, for make-model's q4_k_m) are written in ggml's layout
+// by simpler quantizers than llama.cpp's searches: valid files, but not byte-equal to
+// llama-quantize's.
 // Pure functions: safe from any thread.
 
 #include <cstddef>
@@ -21,7 +24,7 @@ uint16_t fp32_to_bf16(float f);
 float bf16_to_fp32(uint16_t h);
 
 // Converts n floats (n a multiple of the type's block size) to `type`:
-// F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1. Other types: kUnimplemented.
+// F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q6_K. Other types: kUnimplemented.
 StatusOr<std::vector<uint8_t>> quantize(GgmlType type, const float* src, int64_t n);
 // The same into a caller's buffer `dst` of row_bytes(type, n) bytes (no allocation).
 Status quantize_into(GgmlType type, const float* src, int64_t n, uint8_t* dst);

@@ -108,6 +108,43 @@ const std::vector<ArgSpec>& arg_table() {
 
 }  // namespace
 
+const std::vector<ArgSpec>& all_args() { return arg_table(); }
+
+std::optional<WorkerSupport> worker_support(const ArgSpec& spec) {
+  if (spec.kind != ArgKind::kValue && spec.kind != ArgKind::kFlag) return std::nullopt;
+  // Applied by `hangar run` (src/cli/run.cc binds each to a worker option).
+  static constexpr std::string_view kHonoured[] = {
+      "threads",        "ctx-size",         "n-predict",         "batch-size", "ubatch-size",
+      "parallel",       "chat-template",    "seed",              "temp",       "top-k",
+      "top-p",          "min-p",            "repeat-penalty",    "repeat-last-n",
+      "presence-penalty", "frequency-penalty"};
+  // They would change what the model answers, and hangar's engine cannot apply them.
+  static constexpr std::string_view kUnsupported[] = {
+      "rope-scaling",     "rope-scale",       "rope-freq-base",    "rope-freq-scale",
+      "lora",             "mmproj",           "mmproj-url",        "model-draft",
+      "draft-max",        "draft-min",        "gpu-layers-draft",  "chat-template-file",
+      "reasoning-format", "reasoning-budget", "pooling",           "reranking",
+      "samplers",         "ignore-eos"};
+  for (std::string_view n : kHonoured) {
+    if (spec.long_name == n) return WorkerSupport::kHonoured;
+  }
+  for (std::string_view n : kUnsupported) {
+    if (spec.long_name == n) return WorkerSupport::kUnsupported;
+  }
+  return WorkerSupport::kIgnored;
+}
+
+std::optional<std::string> long_option_for(std::string_view word) {
+  if (word.size() < 3 || word[0] != '-' || word[1] == '-') return std::nullopt;
+  const std::string_view key = word.substr(1);
+  for (const ArgSpec& spec : arg_table()) {
+    for (std::string_view a : spec.aliases) {
+      if (a == key) return "--" + std::string(spec.long_name);
+    }
+  }
+  return std::nullopt;
+}
+
 const ArgSpec* find_arg(std::string_view key, bool* negated) {
   if (negated) *negated = false;
   for (const ArgSpec& spec : arg_table()) {

@@ -5,6 +5,7 @@
 // which keys belong to the router (stripped from worker arguments) and which are preset-only.
 // Immutable after static initialisation: safe from any thread.
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,6 +26,26 @@ struct ArgSpec {
   ArgKind kind;
   bool negatable = false;  // kFlag: has a `--no-NAME` form
 };
+
+// What `hangar run` does with a worker argument (kValue or kFlag) a user passes through.
+enum class WorkerSupport {
+  kHonoured,     // it has a meaning for hangar's worker and is applied (--temp, -c, -b...)
+  kIgnored,      // accepted and ignored: no meaning for a CPU engine (-ngl, -fa, --jinja,
+                 // --mlock, endpoint switches that are always on...); `serve` warns once
+  kUnsupported,  // would change the answers and hangar cannot do it (--lora, --rope-*...):
+                 // an error, reported by `serve` at start and by `run`
+};
+
+// nullopt for router-owned and preset-only keys (never passed to a worker).
+std::optional<WorkerSupport> worker_support(const ArgSpec& spec);
+
+// Every argument the table knows, in table order (for `hangar run`, which accepts them all).
+const std::vector<ArgSpec>& all_args();
+
+// The long form of a llama.cpp single-dash spelling of several letters ("-ub" →
+// "--ubatch-size", "-ngl" → "--n-gpu-layers"), which CLI11 cannot name; nullopt for anything
+// else (single letters, long options, unknown words, values).
+std::optional<std::string> long_option_for(std::string_view word);
 
 // The spec a preset key names, or nullptr when the key is unknown. `no-NAME` keys of a negatable
 // flag resolve to that flag with *negated = true.

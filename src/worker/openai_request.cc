@@ -3,6 +3,8 @@
 #include <cmath>
 #include <limits>
 
+#include "common/json_limits.h"
+
 namespace hangar::worker {
 namespace {
 
@@ -29,12 +31,35 @@ std::string type_name(const json& v) {
   }
 }
 
-// A short rendering of a value for error messages.
-std::string show(const json& v) {
-  std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
-  if (s.size() > 60) s = s.substr(0, 57) + "...";
-  return s;
+// A short description of a value for error messages: scalars shown (strings cut to 40 bytes
+// at a UTF-8 boundary), arrays and objects by their size only. Never serialises a container,
+// whose dump would recurse as deep as the client nested it.
+std::string describe(const json& v) {
+  switch (v.type()) {
+    case json::value_t::array:
+      return "an array of " + std::to_string(v.size()) + (v.size() == 1 ? " item" : " items");
+    case json::value_t::object:
+      return "an object with " + std::to_string(v.size()) + (v.size() == 1 ? " key" : " keys");
+    case json::value_t::string: {
+      const std::string& s = v.get_ref<const std::string&>();
+      constexpr size_t kShown = 40;
+      if (s.size() <= kShown) {
+        return "a string " + json(s).dump(-1, ' ', false, json::error_handler_t::replace);
+      }
+      size_t cut = kShown;
+      while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
+      return "a string of " + std::to_string(s.size()) + " bytes " +
+             json(s.substr(0, cut)).dump(-1, ' ', false, json::error_handler_t::replace) + "...";
+    }
+    case json::value_t::null:
+      return "null";
+    default:  // a number or a boolean: short and flat
+      return type_name(v) + " " + v.dump();
+  }
 }
+
+// The value itself for range errors (always a number there).
+std::string show(const json& v) { return v.is_number() ? v.dump() : describe(v); }
 
 // Concatenates by appending (gcc 12's -Wrestrict misfires on `"lit" + std::string` chains).
 template <typename... Parts>
@@ -46,7 +71,7 @@ std::string cat(const Parts&... parts) {
 
 Status wrong_type(std::string_view field, std::string_view want, const json& got) {
   return invalid_argument_error(
-      cat("'", field, "' must be ", want, ", got ", type_name(got), " ", show(got)));
+      cat("'", field, "' must be ", want, ", got ", describe(got)));
 }
 
 // The value of an integral JSON number (1 and 1.0 both count), or nullopt.
@@ -158,7 +183,7 @@ StatusOr<std::vector<int32_t>> parse_token_array(const json& arr, std::string_vi
     if (!id || *id < 0 || *id > kMaxTokenId) {
       return invalid_argument_error(std::string("'") + std::string(field) + "[" +
                                     std::to_string(i) +
-                                    "]' must be a token id (an integer >= 0), got " + show(arr[i]));
+                                    "]' must be a token id (an integer >= 0), got " + describe(arr[i]));
     }
     out.push_back(static_cast<int32_t>(*id));
   }
@@ -292,6 +317,9 @@ Status parse_stream(const Fields& f, StreamParams* out) {
 }  // namespace
 
 StatusOr<json> parse_body(std::string_view body) {
+  // Before the parser: a body nested deeper than any request needs is refused unparsed, so
+  // nothing downstream (copies, dumps, comparisons) recurses as deep as the client chose.
+  HANGAR_RETURN_IF_ERROR(check_json_depth(body));
   json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) {
     return invalid_argument_error("request body is not valid JSON (" + std::to_string(body.size()) +
@@ -337,9 +365,8 @@ StatusOr<std::vector<ChatMessage>> parse_messages(const json& v) {
           return invalid_argument_error(std::string("'") + part_at + ".type' must be a string");
         }
         if (*type != "text") {
-          return invalid_argument_error(std::string("'") + part_at + ".type' is '" +
-                                        type->get<std::string>() +
-                                        "'; only \"text\" parts are supported");
+          return invalid_argument_error(std::string("'") + part_at + ".type' is " +
+                                        describe(*type) + "; only \"text\" parts are supported");
         }
         auto text = part.find("text");
         if (text == part.end() || !text->is_string()) {
@@ -355,9 +382,11 @@ StatusOr<std::vector<ChatMessage>> parse_messages(const json& v) {
   return out;
 }
 
-StatusOr<ChatCompletionRequest> parse_chat_completion_request(const json& body) {
+StatusOr<ChatCompletionRequest> parse_chat_completion_request(const json& body,
+                                                              const SamplingParams& defaults) {
   HANGAR_RETURN_IF_ERROR(require_object(body));
   ChatCompletionRequest r;
+  r.sampling = defaults;
   Fields f(body);
   HANGAR_RETURN_IF_ERROR(f.string("model", &r.model));
   const json* messages = f.find("messages");
@@ -370,9 +399,11 @@ StatusOr<ChatCompletionRequest> parse_chat_completion_request(const json& body) 
   return r;
 }
 
-StatusOr<CompletionRequest> parse_completion_request(const json& body, bool native) {
+StatusOr<CompletionRequest> parse_completion_request(const json& body, bool native,
+                                                     const SamplingParams& defaults) {
   HANGAR_RETURN_IF_ERROR(require_object(body));
   CompletionRequest r;
+  r.sampling = defaults;
   r.native = native;
   Fields f(body);
   HANGAR_RETURN_IF_ERROR(f.string("model", &r.model));
@@ -447,7 +478,7 @@ StatusOr<EmbeddingsRequest> parse_embeddings_request(const json& body, bool nati
   std::string encoding = "float";
   HANGAR_RETURN_IF_ERROR(f.string("encoding_format", &encoding));
   if (encoding != "float") {
-    return invalid_argument_error("'encoding_format' must be \"float\", got \"" + encoding + "\"");
+    return invalid_argument_error("'encoding_format' must be \"float\", got " + describe(json(encoding)));
   }
   return r;
 }

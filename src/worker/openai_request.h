@@ -5,7 +5,9 @@
 //
 // Rules (design §7): unknown fields are ignored (clients send tools, response_format, user...);
 // `null` counts as absent; a known field with a wrong type or a value out of range is an
-// InvalidArgument naming the field and the value (the API answers it with a 400).
+// InvalidArgument naming the field and describing the value by its type and size, never by
+// serialising it (the API answers it with a 400). parse_body() refuses a body nested more than
+// kMaxJsonDepth (common/json_limits.h) deep before parsing it.
 //
 // Thread-safety: pure functions over values.
 
@@ -95,9 +97,13 @@ inline constexpr size_t kMaxMessages = 100'000;
 // The body as a JSON object, or InvalidArgument ("request body is not valid JSON ...").
 StatusOr<nlohmann::json> parse_body(std::string_view body);
 
-StatusOr<ChatCompletionRequest> parse_chat_completion_request(const nlohmann::json& body);
+// `defaults`: the sampling a field left out takes (`hangar run --temp ...`; llama-server's
+// defaults when not given).
+StatusOr<ChatCompletionRequest> parse_chat_completion_request(const nlohmann::json& body,
+                                                              const SamplingParams& defaults = {});
 // /v1/completions (native=false) or /completion (native=true).
-StatusOr<CompletionRequest> parse_completion_request(const nlohmann::json& body, bool native);
+StatusOr<CompletionRequest> parse_completion_request(const nlohmann::json& body, bool native,
+                                                     const SamplingParams& defaults = {});
 StatusOr<TokenizeRequest> parse_tokenize_request(const nlohmann::json& body);
 StatusOr<DetokenizeRequest> parse_detokenize_request(const nlohmann::json& body);
 StatusOr<ApplyTemplateRequest> parse_apply_template_request(const nlohmann::json& body);

@@ -101,8 +101,19 @@ struct WorkerServer::Generation {
   }
 };
 
+namespace {
+// Request preparation threads, and requests that may wait for one before the worker answers 503.
+constexpr int kPrepareThreads = 2;
+constexpr size_t kMaxPreparing = 256;
+// A token covers at most this many input bytes even where the vocabulary's tokens are short
+// (an unknown 4-byte character becomes one UNK token); doubled for margin.
+constexpr size_t kMinBytesPerToken = 8;
+}  // namespace
+
 WorkerServer::WorkerServer(WorkerOptions options)
-    : options_(std::move(options)), created_(unix_seconds_now()) {}
+    : options_(std::move(options)),
+      created_(unix_seconds_now()),
+      pool_(std::make_unique<RequestPool>(kPrepareThreads, kMaxPreparing)) {}
 
 WorkerServer::~WorkerServer() { shutdown_engine(); }
 
@@ -131,6 +142,7 @@ Status WorkerServer::load(const std::function<void(float)>& progress) {
   cp.n_ctx = options_.n_ctx;
   cp.n_seq_max = options_.n_parallel;
   cp.n_threads = std::max(1, options_.n_threads);
+  cp.n_batch = options_.n_batch;
   HANGAR_ASSIGN_OR_RETURN(context_, engine::Context::create(*model_, cp));
   estimate::PlanOptions plan_options;
   plan_options.n_batch = cp.n_batch;
@@ -161,6 +173,10 @@ Status WorkerServer::load(const std::function<void(float)>& progress) {
   }
   spdlog::info("worker: chat template '{}'{}", template_->name(),
                template_->is_fallback() ? " (fallback)" : "");
+  const engine::Tokenizer& tok = model_->tokenizer();
+  for (engine::TokenId id = 0; id < tok.n_vocab(); ++id) {
+    max_token_bytes_ = std::max(max_token_bytes_, tok.token_text(id).size());
+  }
   engine_ = std::make_unique<SlotEngine>(*model_, *context_, options_.n_parallel);
   ready_.store(true);
   progress(1.0f);
@@ -180,7 +196,20 @@ Status WorkerServer::warm_up() {
 }
 
 void WorkerServer::shutdown_engine() {
+  pool_->shutdown();  // first: its jobs submit to the engine
   if (engine_) engine_->shutdown();
+}
+
+Status WorkerServer::check_prompt_bytes(std::string_view text, std::string_view what) const {
+  const size_t n_ctx_slot = static_cast<size_t>(engine_->n_ctx_slot());
+  const size_t per_token = std::max(max_token_bytes_, kMinBytesPerToken);
+  if (text.size() / per_token <= n_ctx_slot) return ok_status();
+  return invalid_argument_error(
+      std::string(what) + " has " + std::to_string(text.size()) +
+      " bytes: more than a slot's context of " + std::to_string(n_ctx_slot) +
+      " tokens can hold (tokens here are at most " + std::to_string(per_token) +
+      " bytes; -c " + std::to_string(options_.n_ctx) + " is shared by " +
+      std::to_string(options_.n_parallel) + " slots)");
 }
 
 int WorkerServer::busy() const { return engine_ ? engine_->busy() : 0; }
@@ -230,6 +259,22 @@ void WorkerServer::register_routes(http::Server& server) {
     };
   };
 
+  // Handlers that read a body run on the request pool (see worker_server.h); a full pool is a
+  // 503 with Retry-After, as a full engine queue is.
+  auto prepared = [this, guarded](auto fn) {
+    return guarded([this, fn](http::Request req, std::shared_ptr<http::Responder> res) {
+      auto shared_req = std::make_shared<http::Request>(std::move(req));
+      const bool queued = pool_->post(
+          [fn, shared_req, res] { fn(std::move(*shared_req), res); },
+          [res] { res->send(error_response(503, "the worker is shutting down")); });
+      if (!queued) {
+        http::Response r = error_response(503, "the worker is busy preparing other requests");
+        r.headers.set("Retry-After", "1");
+        res->send(std::move(r));
+      }
+    });
+  };
+
   server.route("GET", "/health", [this](http::Request, std::shared_ptr<http::Responder> res) {
     if (ready_.load()) {
       res->send(json_response(200, {{"status", "ok"}}));
@@ -259,7 +304,15 @@ void WorkerServer::register_routes(http::Server& server) {
             {"build_info", "hangar"},
             {"default_generation_settings",
              {{"n_ctx", engine_->n_ctx_slot()},
-              {"params", {{"temperature", 0.8}, {"top_k", 40}, {"top_p", 0.95}, {"min_p", 0.05}}}}},
+              {"params",
+               {{"temperature", options_.sampling.temperature},
+                {"top_k", options_.sampling.top_k},
+                {"top_p", options_.sampling.top_p},
+                {"min_p", options_.sampling.min_p},
+                {"repeat_penalty", options_.sampling.repeat_penalty},
+                {"n_predict", options_.sampling.max_tokens},
+                {"seed", options_.sampling.seed ? static_cast<int64_t>(*options_.sampling.seed)
+                                                : int64_t{-1}}}}}},
             {"modalities", {{"vision", false}, {"audio", false}}},
             // Bytes. measured: Pss after the load's warm-up decode (what the router counts);
             // rss_growth: VmRSS after minus before the load.
@@ -274,23 +327,23 @@ void WorkerServer::register_routes(http::Server& server) {
 
   for (const char* path : {"/v1/chat/completions", "/chat/completions"}) {
     server.route("POST", path,
-                 guarded([this](http::Request req, std::shared_ptr<http::Responder> res) {
+                 prepared([this](http::Request req, std::shared_ptr<http::Responder> res) {
                    handle_generate(std::move(req), std::move(res), kChat);
                  }));
   }
   for (const char* path : {"/v1/completions", "/completions"}) {
     server.route("POST", path,
-                 guarded([this](http::Request req, std::shared_ptr<http::Responder> res) {
+                 prepared([this](http::Request req, std::shared_ptr<http::Responder> res) {
                    handle_generate(std::move(req), std::move(res), kCompletions);
                  }));
   }
   server.route("POST", "/completion",
-               guarded([this](http::Request req, std::shared_ptr<http::Responder> res) {
+               prepared([this](http::Request req, std::shared_ptr<http::Responder> res) {
                  handle_generate(std::move(req), std::move(res), kNative);
                }));
 
   server.route(
-      "POST", "/tokenize", guarded([this](http::Request req, std::shared_ptr<http::Responder> res) {
+      "POST", "/tokenize", prepared([this](http::Request req, std::shared_ptr<http::Responder> res) {
         auto body = parse_body(req.body);
         if (!body.ok()) return void(res->send(error_response(body.status())));
         auto r = parse_tokenize_request(*body);
@@ -306,7 +359,7 @@ void WorkerServer::register_routes(http::Server& server) {
       }));
 
   server.route("POST", "/detokenize",
-               guarded([this](http::Request req, std::shared_ptr<http::Responder> res) {
+               prepared([this](http::Request req, std::shared_ptr<http::Responder> res) {
                  auto body = parse_body(req.body);
                  if (!body.ok()) return void(res->send(error_response(body.status())));
                  auto r = parse_detokenize_request(*body);
@@ -323,7 +376,7 @@ void WorkerServer::register_routes(http::Server& server) {
                }));
 
   server.route("POST", "/apply-template",
-               guarded([this](http::Request req, std::shared_ptr<http::Responder> res) {
+               prepared([this](http::Request req, std::shared_ptr<http::Responder> res) {
                  auto body = parse_body(req.body);
                  if (!body.ok()) return void(res->send(error_response(body.status())));
                  auto r = parse_apply_template_request(*body);
@@ -336,12 +389,12 @@ void WorkerServer::register_routes(http::Server& server) {
 
   for (const char* path : {"/v1/embeddings", "/embeddings"}) {
     server.route("POST", path,
-                 guarded([this](http::Request req, std::shared_ptr<http::Responder> res) {
+                 prepared([this](http::Request req, std::shared_ptr<http::Responder> res) {
                    handle_embeddings(std::move(req), std::move(res), false);
                  }));
   }
   server.route("POST", "/embedding",
-               guarded([this](http::Request req, std::shared_ptr<http::Responder> res) {
+               prepared([this](http::Request req, std::shared_ptr<http::Responder> res) {
                  handle_embeddings(std::move(req), std::move(res), true);
                }));
 
@@ -391,16 +444,26 @@ void WorkerServer::handle_generate(http::Request req, std::shared_ptr<http::Resp
   StreamParams stream;
   std::vector<std::vector<engine::TokenId>> prompts;
   if (kind == kChat) {
-    auto r = parse_chat_completion_request(*body);
+    auto r = parse_chat_completion_request(*body, options_.sampling);
     if (!r.ok()) return void(res->send(error_response(r.status())));
     auto prompt = template_->render(r->messages, true, template_context());
     if (!prompt.ok()) return void(res->send(error_response(prompt.status())));
+    Status fits = check_prompt_bytes(*prompt, "the chat prompt");
+    if (!fits.ok()) return void(res->send(error_response(fits)));
     prompts.push_back(tok.tokenize(*prompt, /*add_special=*/true, /*parse_special=*/true));
     sampling = r->sampling;
     stream = r->stream;
   } else {
-    auto r = parse_completion_request(*body, kind == kNative);
+    auto r = parse_completion_request(*body, kind == kNative, options_.sampling);
     if (!r.ok()) return void(res->send(error_response(r.status())));
+    for (size_t i = 0; i < r->prompts.size(); ++i) {
+      const Prompt& p = r->prompts[i];
+      if (!p.is_tokens) {
+        Status fits = check_prompt_bytes(
+            p.text, r->prompts.size() == 1 ? "'prompt'" : "'prompt[" + std::to_string(i) + "]'");
+        if (!fits.ok()) return void(res->send(error_response(fits)));
+      }
+    }
     for (const Prompt& p : r->prompts) {
       prompts.push_back(p.is_tokens ? p.tokens : tok.tokenize(p.text, true, true));
     }
@@ -583,6 +646,11 @@ void WorkerServer::handle_embeddings(http::Request req, std::shared_ptr<http::Re
   auto r = parse_embeddings_request(*body, native);
   if (!r.ok()) return void(res->send(error_response(r.status())));
   const engine::Tokenizer& tok = model_->tokenizer();
+  for (size_t i = 0; i < r->inputs.size(); ++i) {
+    if (r->inputs[i].is_tokens) continue;
+    Status fits = check_prompt_bytes(r->inputs[i].text, "input " + std::to_string(i));
+    if (!fits.ok()) return void(res->send(error_response(fits)));
+  }
 
   struct Collect {
     std::mutex mu;

@@ -13,8 +13,10 @@
 // the one the worker holds while serving (design §5).
 //
 // Thread-safety: register_routes() before the server listens; load() once from one thread;
-// handlers run on the server's io threads concurrently; shutdown_engine() after the HTTP server
-// has drained.
+// the cheap handlers run on the server's io threads; those that read a body (parse, render the
+// template, tokenize) run on a RequestPool, never on an io thread. A prompt longer in bytes than
+// a slot's context could hold in tokens is refused before it is tokenized. shutdown_engine()
+// after the HTTP server has drained.
 
 #include <atomic>
 #include <cstdint>
@@ -28,6 +30,8 @@
 #include "http/server.h"
 #include "worker/chat_template.h"
 #include "worker/footprint.h"
+#include "worker/openai_request.h"
+#include "worker/request_pool.h"
 #include "worker/slot_engine.h"
 
 namespace hangar::worker {
@@ -40,6 +44,9 @@ struct WorkerOptions {
   int n_threads = 1;
   std::string api_key;        // empty: no auth
   std::string chat_template;  // a name overriding the model's template; empty: detect
+  // What a request's omitted sampling fields take (`--temp`, `--top-k`, `--seed`, `-n`...).
+  SamplingParams sampling;
+  int n_batch = 512;  // tokens per forward step (`-b`/`-ub`: the smaller of the two)
 };
 
 class WorkerServer {
@@ -66,6 +73,8 @@ class WorkerServer {
   void handle_generate(http::Request req, std::shared_ptr<http::Responder> res, int kind);
   void handle_embeddings(http::Request req, std::shared_ptr<http::Responder> res, bool native);
   ChatTemplateContext template_context() const;
+  // InvalidArgument when `text` has more bytes than a slot's context could hold as tokens.
+  Status check_prompt_bytes(std::string_view text, std::string_view what) const;
   // Decodes one token in sequence 0 and forgets it.
   Status warm_up();
 
@@ -80,8 +89,15 @@ class WorkerServer {
   // Set once by load() before ready_ turns true: the plan for these options (bytes per part),
   // and the process memory before the load and after the warm-up decode.
   nlohmann::json plan_json_;
+  // Set once by load(): the longest token text in bytes. A token never stands for more input
+  // bytes than its text has (byte-level BPE maps each byte to one or two, SentencePiece writes a
+  // space as the 3-byte U+2581, an unknown character of up to 4 bytes becomes one UNK token), so
+  // a text of B bytes has at least B / kMaxBytesPerToken tokens.
+  size_t max_token_bytes_ = 0;
   ProcessMemory before_load_;
   ProcessMemory after_load_;
+  // Declared last: destroyed (and joined) first, before anything its jobs use.
+  std::unique_ptr<RequestPool> pool_;
 };
 
 }  // namespace hangar::worker

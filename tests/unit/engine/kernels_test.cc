@@ -47,7 +47,7 @@ TEST(KernelsTest, EveryComputedTypeHasAKernel) {
     ASSERT_NE(k, nullptr) << static_cast<int>(t);
     EXPECT_EQ(k->weight_type, t);
   }
-  EXPECT_EQ(find_vec_dot(GgmlType::kQ4_K), nullptr);
+  EXPECT_EQ(find_vec_dot(GgmlType::kIQ2_XXS), nullptr);
 }
 
 TEST(KernelsTest, SimdDotMatchesScalarReferenceAtOddSizes) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -128,6 +129,78 @@ TEST(OpsTest, AttentionOverOnePositionReturnsItsValue) {
   float out[8];
   attention_row(q, k.data(), 8, v.data(), 8, valid, 1, 8, 8, 0.3f, scratch, out);
   for (int i = 0; i < 8; ++i) EXPECT_EQ(out[i], i - 3.5f);
+}
+
+TEST(OpsTest, TiledAttentionMatchesExactSoftmaxInF32AndSkipsInvalidTiles) {
+  // 200 positions: three full tiles of 64 and a partial one; the second tile entirely invalid.
+  const int dk = 32, dv = 16, n = 200;
+  std::mt19937 rng(2);
+  std::normal_distribution<float> dist;
+  std::vector<float> q(dk);
+  for (auto& x : q) x = 2.0f * dist(rng);
+  std::vector<uint16_t> k(n * dk), v(n * dv);
+  for (auto& h : k) h = float_to_half(dist(rng));
+  for (auto& h : v) h = float_to_half(dist(rng));
+  std::vector<uint8_t> valid(n, 1);
+  for (int j = 64; j < 128; ++j) valid[j] = 0;
+  valid[3] = 0;
+  valid[199] = 0;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(dk));
+  std::vector<float> out(dv);
+  attention_row_tiled(q.data(), k.data(), dk, v.data(), dv, valid.data(), n, dk, dv, scale,
+                      out.data());
+  // Exact reference in double with the unrounded F32 q (the tiled path keeps q in F32).
+  std::vector<double> s(n, -INFINITY);
+  double mx = -INFINITY;
+  for (int j = 0; j < n; ++j) {
+    if (!valid[j]) continue;
+    double d = 0;
+    for (int i = 0; i < dk; ++i) d += static_cast<double>(q[i]) * half_to_float(k[j * dk + i]);
+    s[j] = d * scale;
+    mx = std::max(mx, s[j]);
+  }
+  double sum = 0;
+  for (int j = 0; j < n; ++j) sum += valid[j] ? std::exp(s[j] - mx) : 0.0;
+  for (int i = 0; i < dv; ++i) {
+    double o = 0;
+    for (int j = 0; j < n; ++j) {
+      if (valid[j]) o += std::exp(s[j] - mx) / sum * half_to_float(v[j * dv + i]);
+    }
+    EXPECT_NEAR(out[i], o, 2e-5) << i;  // F32 accumulation: far tighter than the F16 path
+  }
+}
+
+TEST(OpsTest, TiledAttentionSimdIsBitIdenticalToItsScalarReference) {
+  // Odd cell counts leave partial groups of 8; dk = 20 takes the all-scalar dot path.
+  for (int dk : {64, 20}) {
+    const int dv = 32;
+    for (int n : {1, 7, 64, 131}) {
+      std::mt19937 rng(static_cast<unsigned>(3 + n + dk));
+      std::normal_distribution<float> dist;
+      std::vector<float> q(dk);
+      for (auto& x : q) x = dist(rng);
+      std::vector<uint16_t> k(n * dk), v(n * dv);
+      for (auto& h : k) h = float_to_half(dist(rng));
+      for (auto& h : v) h = float_to_half(dist(rng));
+      std::vector<uint8_t> valid(n, 1);
+      valid[n / 2] = 0;
+      std::vector<float> a(dv), b(dv);
+      attention_row_tiled(q.data(), k.data(), dk, v.data(), dv, valid.data(), n, dk, dv, 0.125f,
+                          a.data());
+      attention_row_tiled_ref(q.data(), k.data(), dk, v.data(), dv, valid.data(), n, dk, dv, 0.125f,
+                              b.data());
+      EXPECT_EQ(0, std::memcmp(a.data(), b.data(), dv * sizeof(float)))
+          << "dk " << dk << " n " << n;
+    }
+  }
+}
+
+TEST(OpsTest, TiledAttentionOnlyForSixtyFourRowsAndHeadsOfWholeSimdWidth) {
+  EXPECT_FALSE(uses_tiled_attention(63, 64));
+  EXPECT_TRUE(uses_tiled_attention(64, 64));
+  EXPECT_TRUE(uses_tiled_attention(200, 16));
+  EXPECT_FALSE(uses_tiled_attention(200, 8));  // llama3-bpe's head_dim: one-chunk path
+  EXPECT_FALSE(uses_tiled_attention(200, 24));
 }
 
 }  // namespace

@@ -4,6 +4,8 @@
 #include "gguf/gguf.h"
 
 #include <gtest/gtest.h>
+#include <malloc.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstring>
@@ -381,6 +383,106 @@ TEST(GgufReaderRobustness, TruncatingAndFlippingTheTestDataVocabularyNeverCrashe
       ASSERT_NE(t.status().message().find(" at byte "), std::string::npos);
     }
   }
+}
+
+
+// ---- Issue 16 item 9: compact metadata, capped allocation -------------------------------------
+
+// A GGUF v3 header with no tensors and one key whose value is an array of `count` elements of
+// `elem` (the elements themselves are not written).
+std::vector<uint8_t> array_header(uint32_t elem, uint64_t count, uint64_t tensor_count = 0) {
+  std::vector<uint8_t> b;
+  auto put = [&b](const void* p, size_t n) {
+    const size_t at = b.size();
+    b.resize(at + n);
+    std::memcpy(b.data() + at, p, n);
+  };
+  const uint32_t version = 3, array_type = 9;
+  const uint64_t kv_count = 1, key_len = 3;
+  put("GGUF", 4);
+  put(&version, 4);
+  put(&tensor_count, 8);
+  put(&kv_count, 8);
+  put(&key_len, 8);
+  put("big", 3);
+  put(&array_type, 4);
+  put(&elem, 4);
+  put(&count, 8);
+  return b;
+}
+
+// Heap bytes in use, from glibc's allocator: small blocks plus the large ones it maps directly.
+size_t heap_in_use() {
+  const struct mallinfo2 mi = mallinfo2();
+  return mi.uordblks + mi.hblkhd;
+}
+
+TEST(GgufReaderTest, MetadataArraysCostAboutTheirSizeInTheFile) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "AddressSanitizer's allocator does not report through mallinfo2";
+#endif
+  // 8 MiB of uint8 (was 48 bytes of heap per element: 384 MiB), and 1M one-byte strings.
+  constexpr uint64_t kBytes = 8u << 20;
+  std::vector<uint8_t> u8 = array_header(0, kBytes);
+  u8.resize(u8.size() + kBytes, 7);
+  constexpr uint64_t kStrings = 1u << 20;
+  std::vector<uint8_t> str = array_header(8, kStrings);
+  for (uint64_t i = 0; i < kStrings; ++i) {
+    const uint64_t len = 1;
+    str.insert(str.end(), reinterpret_cast<const uint8_t*>(&len),
+               reinterpret_cast<const uint8_t*>(&len) + 8);
+    str.push_back('a' + i % 26);
+  }
+  for (const std::vector<uint8_t>* file : {&u8, &str}) {
+    const size_t before = heap_in_use();
+    auto f = GgufFile::parse(file->data(), file->size(), "big.gguf");
+    ASSERT_TRUE(f.ok()) << f.status().to_string();
+    const size_t grown = heap_in_use() - before;
+    EXPECT_LT(grown, 2 * file->size()) << "a " << file->size() << "-byte file took " << grown
+                                       << " bytes of heap";
+    EXPECT_GE((*f)->header_heap_bytes(), file->size() - 64);
+    const Array* a = (*f)->get_array("big");
+    ASSERT_NE(a, nullptr);
+    if (file == &u8) {
+      ASSERT_EQ(a->items.size(), kBytes);
+      EXPECT_EQ(a->items[kBytes - 1], Value::u8(7));
+    } else {
+      ASSERT_EQ(a->items.size(), kStrings);
+      EXPECT_EQ(*a->items[27].as_string(), "b");
+      EXPECT_EQ(a->items.string_at(kStrings - 1), std::string(1, 'a' + (kStrings - 1) % 26));
+    }
+  }
+}
+
+// A sparse file: huge on disk, zero pages cost nothing, and every count passes the "fits in
+// the bytes left" check. The reader must refuse to allocate for it (it aborted with an
+// uncaught std::bad_alloc before).
+TEST(GgufReaderTest, HugeCountsInALargeSparseFileAreAResourceErrorNotAnAbort) {
+  const std::string dir = testing::make_temp_dir("gguf-sparse");
+  const std::string path = dir + "/sparse.gguf";
+  constexpr uint64_t kSize = uint64_t{1} << 36;  // 64 GiB, sparse
+  struct Case {
+    std::vector<uint8_t> header;
+    std::string expect;
+  };
+  const std::vector<Case> cases = {
+      {array_header(0, kSize - 64), "needs"},             // uint8 elements
+      {array_header(8, (kSize - 64) / 8), "needs"},       // strings (lengths are 0)
+      {array_header(0, 1, uint64_t{1} << 30), "tensor count"},
+  };
+  for (const Case& c : cases) {
+    std::FILE* out = std::fopen(path.c_str(), "wb");
+    ASSERT_NE(out, nullptr);
+    std::fwrite(c.header.data(), 1, c.header.size(), out);
+    std::fclose(out);
+    ASSERT_EQ(truncate(path.c_str(), static_cast<off_t>(kSize)), 0);
+    auto f = GgufFile::open(path);
+    ASSERT_FALSE(f.ok());
+    EXPECT_NE(f.status().message().find(c.expect), std::string::npos) << f.status().message();
+    EXPECT_NE(f.status().message().find("sparse.gguf"), std::string::npos);
+  }
+  std::remove(path.c_str());
+  rmdir(dir.c_str());
 }
 
 }  // namespace

@@ -145,5 +145,87 @@ TEST(ModelMaker, RejectsBadShapesWithTheOptionName) {
   EXPECT_NE(q.status().message().find("block size 32"), std::string::npos);
 }
 
+// A shape whose every matrix row is whole 256-element blocks, as the fixtures' K-quant models.
+ModelSpec k_shape(int64_t n_layer) {
+  ModelSpec spec;
+  spec.n_embd = 256;
+  spec.n_ff = 512;
+  spec.n_layer = n_layer;
+  spec.n_vocab = 300;
+  EXPECT_TRUE(set_model_type("Q4_K_M", &spec));
+  return spec;
+}
+
+TEST(ModelMaker, Q4KMGivesQ6KToTheOutputAndToAttnVAndFfnDownOfUseMoreBitsLayers) {
+  std::vector<uint8_t> bytes;
+  auto f = build(k_shape(8), &bytes);
+  ASSERT_NE(f, nullptr);
+  EXPECT_EQ(f->get_int("general.file_type"), 15);
+  EXPECT_EQ(f->find_tensor("output.weight")->type, GgmlType::kQ6_K);
+  EXPECT_EQ(f->find_tensor("token_embd.weight")->type, GgmlType::kQ4_K);
+  // use_more_bits(i, 8): i < 1, i >= 7, (i - 1) % 3 == 2.
+  for (int i = 0; i < 8; ++i) {
+    const std::string b = "blk." + std::to_string(i) + ".";
+    const bool more_bits = i == 0 || i == 3 || i == 6 || i == 7;
+    const GgmlType more = more_bits ? GgmlType::kQ6_K : GgmlType::kQ4_K;
+    EXPECT_EQ(f->find_tensor(b + "attn_v.weight")->type, more) << i;
+    EXPECT_EQ(f->find_tensor(b + "ffn_down.weight")->type, more) << i;
+    for (const char* name : {"attn_q.weight", "attn_k.weight", "attn_output.weight",
+                             "ffn_gate.weight", "ffn_up.weight"}) {
+      EXPECT_EQ(f->find_tensor(b + name)->type, GgmlType::kQ4_K) << b + name;
+    }
+    EXPECT_EQ(f->find_tensor(b + "attn_norm.weight")->type, GgmlType::kF32);
+  }
+}
+
+TEST(ModelMaker, Q4KMOfTheFixtureShapeHasThreeQ6KTensorsAndKeepsTheWeightScale) {
+  // As llama-spm-k-q4_k_m.gguf (fixtures README §6): 2 layers, tied: q4_K x12, q6_K x3.
+  ModelSpec spec = k_shape(2);
+  spec.tie_embeddings = true;
+  std::vector<uint8_t> bytes;
+  auto f = build(spec, &bytes);
+  ASSERT_NE(f, nullptr);
+  int q4 = 0, q6 = 0;
+  for (const TensorInfo& t : f->tensors()) {
+    if (t.shape.size() != 2) continue;
+    q4 += t.type == GgmlType::kQ4_K;
+    q6 += t.type == GgmlType::kQ6_K;
+  }
+  EXPECT_EQ(q4, 12);
+  EXPECT_EQ(q6, 3);
+  EXPECT_EQ(f->find_tensor("token_embd.weight")->type, GgmlType::kQ6_K);
+  EXPECT_EQ(f->find_tensor("blk.1.attn_v.weight")->type, GgmlType::kQ6_K);
+  EXPECT_EQ(f->find_tensor("blk.1.ffn_down.weight")->type, GgmlType::kQ6_K);
+  // The quantized embedding still holds N(0, 1) weights.
+  const TensorInfo* t = f->find_tensor("token_embd.weight");
+  std::vector<float> x(static_cast<size_t>(t->n_elements()));
+  ASSERT_TRUE(dequantize(t->type, t->data, x.data(), t->n_elements()).ok());
+  double sq = 0;
+  for (float v : x) sq += static_cast<double>(v) * v;
+  EXPECT_NEAR(std::sqrt(sq / static_cast<double>(x.size())), 1.0, 0.03);
+}
+
+TEST(ModelMaker, Q4KMFallsBackForRowsThatAreNotWholeSuperBlocks) {
+  ModelSpec spec;
+  spec.n_vocab = 300;
+  ASSERT_TRUE(set_model_type("q4_k_m", &spec));
+  std::vector<uint8_t> bytes;
+  auto f = build(spec, &bytes);  // n_embd 64, n_ff 192
+  ASSERT_NE(f, nullptr);
+  EXPECT_EQ(f->find_tensor("blk.0.attn_q.weight")->type, GgmlType::kQ5_0);
+  EXPECT_EQ(f->find_tensor("blk.1.ffn_down.weight")->type, GgmlType::kQ8_0);
+  EXPECT_EQ(f->find_tensor("output.weight")->type, GgmlType::kQ8_0);
+}
+
+TEST(ModelMaker, SetModelTypeReadsTypeNamesAndTheMixture) {
+  ModelSpec spec;
+  ASSERT_TRUE(set_model_type("q4_k_m", &spec));
+  EXPECT_EQ(spec.mixture, Mixture::kQ4_K_M);
+  ASSERT_TRUE(set_model_type("Q6_K", &spec));
+  EXPECT_EQ(spec.mixture, Mixture::kNone);
+  EXPECT_EQ(spec.type, GgmlType::kQ6_K);
+  EXPECT_FALSE(set_model_type("q4_k_x", &spec));
+}
+
 }  // namespace
 }  // namespace hangar::gguf

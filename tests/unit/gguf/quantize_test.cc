@@ -130,7 +130,12 @@ INSTANTIATE_TEST_SUITE_P(
                       RoundTripCase{GgmlType::kQ4_0, 1.0 / 8 + 1e-3},
                       RoundTripCase{GgmlType::kQ4_1, 2.0 / 15 / 2 + 1e-3},
                       RoundTripCase{GgmlType::kQ5_0, 1.0 / 16 + 1e-3},
-                      RoundTripCase{GgmlType::kQ5_1, 2.0 / 31 / 2 + 1e-3}),
+                      RoundTripCase{GgmlType::kQ5_1, 2.0 / 31 / 2 + 1e-3},
+                      // K-quants: 6-bit group scales and mins add to the half step; Q6_K
+                      // maps a group's largest magnitude to -32, so the other sign may clip
+                      // at 31.
+                      RoundTripCase{GgmlType::kQ4_K, 2.0 / 15 / 2 + 0.04},
+                      RoundTripCase{GgmlType::kQ6_K, 1.0 / 32 + 0.01}),
     [](const auto& info) { return std::string(type_traits(info.param.type).name); });
 
 TEST(Quantize, RejectsACountThatIsNotAWholeNumberOfBlocks) {
@@ -140,9 +145,9 @@ TEST(Quantize, RejectsACountThatIsNotAWholeNumberOfBlocks) {
   EXPECT_NE(q.status().message().find("33"), std::string::npos);
 }
 
-TEST(Quantize, ReportsKQuantsAsUnimplemented) {
+TEST(Quantize, ReportsOtherKQuantsAsUnimplemented) {
   std::vector<float> x(256, 1.0f);
-  auto q = quantize(GgmlType::kQ4_K, x.data(), 256);
+  auto q = quantize(GgmlType::kQ5_K, x.data(), 256);
   ASSERT_FALSE(q.ok());
   EXPECT_EQ(q.status().code(), StatusCode::kUnimplemented);
 }
@@ -155,6 +160,31 @@ TEST(Quantize, AllZeroBlockQuantizesToZeros) {
     ASSERT_TRUE(q.ok());
     ASSERT_TRUE(dequantize(t, q->data(), y.data(), 32).ok());
     for (float v : y) EXPECT_EQ(v, 0.0f) << type_traits(t).name;
+  }
+  std::vector<float> xk(256, 0.0f), yk(256, 1.0f);
+  for (GgmlType t : {GgmlType::kQ4_K, GgmlType::kQ6_K}) {
+    auto q = quantize(t, xk.data(), 256);
+    ASSERT_TRUE(q.ok());
+    ASSERT_TRUE(dequantize(t, q->data(), yk.data(), 256).ok());
+    for (float v : yk) EXPECT_EQ(v, 0.0f) << type_traits(t).name;
+  }
+}
+
+TEST(Quantize, KQuantsKeepASuperBlocksLargestValueClose) {
+  // One large value per super-block sets the scales; it must come back within its group's step.
+  std::vector<float> x(512);
+  std::mt19937 rng(9);
+  std::normal_distribution<float> dist(0.0f, 0.1f);
+  for (float& v : x) v = dist(rng);
+  x[77] = 5.0f;
+  x[300] = -5.0f;
+  for (GgmlType t : {GgmlType::kQ4_K, GgmlType::kQ6_K}) {
+    auto q = quantize(t, x.data(), 512);
+    ASSERT_TRUE(q.ok());
+    std::vector<float> y(512);
+    ASSERT_TRUE(dequantize(t, q->data(), y.data(), 512).ok());
+    EXPECT_NEAR(y[77], 5.0f, 0.2f) << type_traits(t).name;
+    EXPECT_NEAR(y[300], -5.0f, 0.2f) << type_traits(t).name;
   }
 }
 

@@ -243,5 +243,48 @@ TEST(OpenAiRequestTest, ErrorBodyHasOpenAiShape) {
   EXPECT_EQ(error_body(401, "no")["error"]["type"], "authentication_error");
 }
 
+
+// Issue 16 item 1: nesting a value 400,000 arrays deep in an 800 KB body crashed the worker (the
+// error path serialised the wrong-typed value recursively).
+std::string nested_arrays(size_t depth, std::string_view inner = "") {
+  return std::string(depth, '[') + std::string(inner) + std::string(depth, ']');
+}
+
+TEST(OpenAiRequestTest, ParseBodyRefusesBodiesNestedDeeperThanTheLimitInAnyField) {
+  const std::string deep = nested_arrays(400'000);
+  for (const std::string& text :
+       {R"({"messages":)" + deep + "}", R"({"prompt":[)" + deep + "]}",
+        R"({"messages":[{"role":"user","content":[)" + deep + "]}]}",
+        R"({"stop":)" + deep + "}", R"({"logit_bias":{"1":)" + deep + "}}", deep}) {
+    auto j = parse_body(text);
+    ASSERT_FALSE(j.ok());
+    EXPECT_EQ(http_status_for(j.status().code()), 400);
+    EXPECT_NE(j.status().message().find("more than 128 deep"), std::string::npos)
+        << j.status().message();
+  }
+  // Brackets inside strings are text, not nesting.
+  EXPECT_TRUE(parse_body(R"({"prompt":")" + nested_arrays(1000) + R"("})").ok());
+  EXPECT_TRUE(parse_body(R"({"prompt":)" + nested_arrays(127, "1") + "}").ok());
+}
+
+TEST(OpenAiRequestTest, WrongTypedValuesAreDescribedByTypeAndSizeNeverSerialised) {
+  // A value parsed without the body check (deep enough to overflow a recursive dump) must
+  // still give a short message.
+  json deep = json::parse(R"({"model":"m","prompt":[)" + nested_arrays(200'000, "1") + "]}");
+  auto r = parse_completion_request(deep, false);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(),
+            "'prompt[0][0]' must be a token id (an integer >= 0), got an array of 1 item");
+  const std::string m = chat_error(R"({"messages":{"a":[1,2,3],"b":{}}})");
+  EXPECT_EQ(m, "'messages' must be an array, got an object with 2 keys");
+  const std::string long_string(10'000, 'x');
+  const std::string s = chat_error(R"({"messages":[{"role":"user","content":"c"}],"stop":[")" +
+                                   long_string + R"(", 7]})");
+  EXPECT_EQ(s, "'stop[1]' must be a string, got a number 7");
+  const std::string t =
+      chat_error(R"({"messages":[{"role":")" + long_string + R"(","content":1}]})");
+  EXPECT_LT(t.size(), 200u) << t;
+}
+
 }  // namespace
 }  // namespace hangar::worker
