@@ -8,6 +8,7 @@
 #include "cli/command.h"
 #include "common/logging.h"
 #include "common/version.h"
+#include "router/arg_table.h"
 
 namespace {
 
@@ -24,17 +25,15 @@ void add_env_names(CLI::App* app) {
   for (CLI::App* sub : app->get_subcommands({})) add_env_names(sub);
 }
 
-// llama.cpp spells a few long options with one dash and several letters (`-np 4`), which
-// CLI11 cannot name; they are rewritten to their long forms before parsing.
+// llama.cpp spells some long options with one dash and several letters (`-np 4`, `-ub 512`),
+// which CLI11 cannot name; they are rewritten to their long forms before parsing. The table of
+// spellings is the router's argument table (router/arg_table.h), so `run` and `serve` agree.
 std::vector<std::string> llama_spellings(int argc, char** argv) {
-  static const std::pair<const char*, const char*> kAliases[] = {
-      {"-np", "--parallel"}, {"-ngl", "--n-gpu-layers"}, {"-fa", "--flash-attn"},
-      {"-ctk", "--cache-type-k"}, {"-ctv", "--cache-type-v"}, {"-cb", "--cont-batching"}};
   std::vector<std::string> args;
   for (int i = 0; i < argc; ++i) {
     std::string a = argv[i];
-    for (const auto& [from, to] : kAliases) {
-      if (a == from) a = to;
+    if (i > 0) {
+      if (auto long_form = hangar::router::long_option_for(a)) a = *long_form;
     }
     args.push_back(std::move(a));
   }

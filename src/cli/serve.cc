@@ -84,6 +84,24 @@ int serve(ServeFlags& f, const CLI::App& app, const std::vector<std::string>& cl
     return 2;
   }
   f.options.sources.cli_args = *worker_args;
+  // hangar's own workers: say once, at start, which llama-server options they ignore, and refuse
+  // the ones they cannot honour (rather than every worker failing at load).
+  if (f.options.backend.empty()) {
+    for (const router::PresetEntry& e : *worker_args) {
+      const router::ArgSpec* spec = router::find_arg(e.key);
+      if (spec == nullptr) continue;
+      const auto support = router::worker_support(*spec);
+      if (support == router::WorkerSupport::kIgnored) {
+        spdlog::warn("serve: --{} has no meaning for hangar's CPU engine and is ignored", e.key);
+      } else if (support == router::WorkerSupport::kUnsupported) {
+        std::fprintf(stderr,
+                     "hangar serve: --%s is a llama-server option hangar's engine does not "
+                     "support; remove it, or serve with --backend llama-server\n",
+                     e.key.c_str());
+        return 2;
+      }
+    }
+  }
   f.options.max_body_memory = static_cast<size_t>(f.max_body_memory_mib) * 1024 * 1024;
   f.options.queue_timeout = std::chrono::milliseconds(static_cast<int64_t>(f.queue_timeout_s * 1000));
   f.options.load_timeout = std::chrono::milliseconds(static_cast<int64_t>(f.load_timeout_s * 1000));

@@ -84,7 +84,8 @@ struct Response {
 std::string_view reason_phrase(int status);
 
 // `s` as a JSON string literal including the quotes, with control characters, quotes and
-// backslashes escaped (bytes >= 0x80 pass through: callers give UTF-8).
+// backslashes escaped; valid UTF-8 passes through and each byte of invalid UTF-8 becomes U+FFFD,
+// so the result is always valid JSON text whatever bytes `s` holds.
 std::string json_quote(std::string_view s);
 
 // OpenAI-shaped error JSON: {"error":{"code":502,"message":"…","type":"unavailable_error"}}.

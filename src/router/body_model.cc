@@ -115,6 +115,31 @@ StatusOr<std::string> decode(std::string_view raw, bool escaped, size_t offset) 
   }
 }
 
+// After the "model" member: the rest of the top-level object must not name "model" again (we
+// would route by the first while JSON libraries, the worker's among them, keep the last).
+// Malformed JSON from here on is the worker's to report, so the scan just stops there.
+Status no_second_model(Scanner& s) {
+  for (;;) {
+    s.skip_ws();
+    if (!s.eat(',')) return ok_status();
+    s.skip_ws();
+    const size_t key_at = s.pos();
+    std::string_view raw_key;
+    bool key_escaped;
+    if (s.peek() != '"' || !s.string(&raw_key, &key_escaped).ok()) return ok_status();
+    auto key = decode(raw_key, key_escaped, key_at);
+    if (!key.ok()) return ok_status();
+    if (*key == "model") {
+      return invalid_argument_error("field 'model' appears twice in the request body (byte " +
+                                    std::to_string(key_at) + "); send it once");
+    }
+    s.skip_ws();
+    if (!s.eat(':')) return ok_status();
+    s.skip_ws();
+    if (!s.value().ok()) return ok_status();
+  }
+}
+
 }  // namespace
 
 StatusOr<std::optional<std::string>> model_of_body(std::string_view body) {
@@ -146,6 +171,7 @@ StatusOr<std::optional<std::string>> model_of_body(std::string_view body) {
       bool escaped;
       HANGAR_RETURN_IF_ERROR(s.string(&raw, &escaped));
       HANGAR_ASSIGN_OR_RETURN(std::string model, decode(raw, escaped, value_at));
+      HANGAR_RETURN_IF_ERROR(no_second_model(s));
       return std::optional<std::string>(std::move(model));
     }
     HANGAR_RETURN_IF_ERROR(s.value());

@@ -194,7 +194,7 @@ void Router::Impl::state_changed(const std::string& id, ModelState state) {
       data["exit_code"] = s->exit_code;
     }
   }
-  const std::string payload = data.dump();
+  const std::string payload = json_text(data);
   publish(id, "model_status", payload);
   publish(id, "status_change", payload);
 }
@@ -391,7 +391,7 @@ void Router::Impl::on_control(const std::shared_ptr<Worker>& w, const std::strin
       double p = ev.value("progress", 0.0);
       scheduler.on_progress(w->config.id, std::clamp(p, 0.0, 1.0));
       json data = {{"status", "loading"}, {"progress", {{"value", p}}}};
-      publish(w->config.id, "model_status", data.dump());
+      publish(w->config.id, "model_status", json_text(data));
     } else if (kind == "ready") {
       uint16_t port;
       std::map<std::string, uint64_t> measured;
@@ -400,7 +400,7 @@ void Router::Impl::on_control(const std::shared_ptr<Worker>& w, const std::strin
         if (w->stop_requested || w->exited) return;
         w->ready = true;
         if (ev.contains("memory")) {
-          w->memory_json = ev["memory"].dump();
+          w->memory_json = json_text(ev["memory"]);
           w->measured = memory_by_device(ev["memory"]);
         }
         measured = w->measured;
@@ -528,7 +528,7 @@ std::string Router::Impl::devices_json() const {
                     {"reserved", use[i].reserved},
                     {"measured", m == measured.end() ? 0 : m->second}});
   }
-  return json{{"devices", list}}.dump();
+  return json_text(json{{"devices", list}});
 }
 
 // --- Router -----------------------------------------------------------------------------------

@@ -252,7 +252,7 @@ std::string Router::Impl::models_json() const {
                     {"pinned", m.pin},
                     {"ttl", m.ttl_s}});
   }
-  return json{{"object", "list"}, {"data", data}}.dump();
+  return json_text(json{{"object", "list"}, {"data", data}});
 }
 
 void Router::Impl::install_routes() {
@@ -355,10 +355,25 @@ void Router::Impl::install_routes() {
     http::Headers h;
     h.add("Content-Type", "text/event-stream");
     h.add("Cache-Control", "no-cache");
-    // Under sse_mu_ so no event published after the client saw the head is missed.
-    std::lock_guard lock(sse_mu_);
-    if (!r->start(200, h)) return;
-    subscribers_.push_back(r);
+    {
+      // Under sse_mu_ so no event published after the client saw the head is missed.
+      std::lock_guard lock(sse_mu_);
+      std::erase_if(subscribers_, [](const auto& s) { return s->is_closed(); });
+      if (subscribers_.size() >= kMaxSseSubscribers) {
+        r->send(unavailable("too many /models/sse subscribers (" +
+                            std::to_string(kMaxSseSubscribers) + "); retry later"));
+        return;
+      }
+      if (!r->start(200, h)) return;
+      subscribers_.push_back(r);
+    }
+    // A subscriber that leaves is dropped at once, not at the next event. (Registered outside
+    // sse_mu_: it runs at once, here, when the client is already gone.)
+    Responder* raw = r.get();
+    r->on_close([this, raw] {
+      std::lock_guard lock(sse_mu_);
+      std::erase_if(subscribers_, [raw](const auto& s) { return s.get() == raw; });
+    });
   }));
 
   auto props = [this](Request req, std::shared_ptr<Responder> r) {
@@ -372,7 +387,7 @@ void Router::Impl::install_routes() {
               {"build_info", std::string("hangar ") + kVersion},
               {"model_path", ""},
               {"total_slots", 0}};
-    r->send(Response::json(200, p.dump()));
+    r->send(Response::json(200, json_text(p)));
   };
   server->route("GET", "/props", guard(props));
 

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -27,6 +28,12 @@
 #include "router/worker_process.h"
 
 namespace hangar::router {
+
+// JSON text for anything the router writes: bytes that are not valid UTF-8 (a file name, a
+// GGUF string) become U+FFFD instead of failing the whole answer (nlohmann's dump() throws).
+inline std::string json_text(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
 
 struct Worker {
   ~Worker() { process.reset(); }  // joins the monitor thread before the fields it reads go
@@ -108,6 +115,8 @@ struct Router::Impl : public SchedulerHooks {
   mutable std::mutex upstream_mu_;
   std::map<std::string, std::shared_ptr<http::Upstream>> upstreams_;  // guarded by upstream_mu_
 
+  // /models/sse streams at once, at most (each holds a connection and a buffer).
+  static constexpr size_t kMaxSseSubscribers = 256;
   std::mutex sse_mu_;
   std::vector<std::shared_ptr<http::Responder>> subscribers_;  // guarded by sse_mu_
 

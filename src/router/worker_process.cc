@@ -81,6 +81,9 @@ StatusOr<std::unique_ptr<WorkerProcess>> WorkerProcess::spawn(
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(127);  // the router died between fork and prctl
+    // Its own process group: signals go to the group, so a --backend wrapper (a shell script, a
+    // launcher) takes the server it started down with it.
+    setpgid(0, 0);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -143,7 +146,9 @@ WorkerProcess::~WorkerProcess() {
 
 void WorkerProcess::signal(int sig) {
   std::lock_guard lock(mu_);
-  if (!reaped_ && pid_ > 0) ::kill(pid_, sig);
+  if (reaped_ || pid_ <= 0) return;
+  // The whole group (see spawn); the process alone if it is not a group leader (yet).
+  if (::kill(-pid_, sig) != 0) ::kill(pid_, sig);
 }
 
 void WorkerProcess::terminate() { signal(SIGTERM); }
@@ -234,6 +239,9 @@ void WorkerProcess::monitor() {
       while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
       }
     }
+    // Whatever the process left in its group (a wrapper's server, a daemonized child) goes
+    // with it: the router counts this worker as gone.
+    ::kill(-pid_, SIGKILL);
     reaped_ = true;
   }
   exited_ = true;

@@ -3,7 +3,9 @@
 //
 // spawn() forks and execs argv with stdin = /dev/null, stdout and stderr = one pipe, and (for
 // hangar workers) one end of a socketpair as fd 3 (`--control-fd 3` in argv is the caller's
-// job). The child sets PR_SET_PDEATHSIG(SIGKILL) before exec, so killing the router kills its
+// job). The child leads its own process group: terminate()/kill() signal the group, and the
+// group is SIGKILLed once the process itself has exited, so a wrapper's children never outlive
+// it. The child sets PR_SET_PDEATHSIG(SIGKILL) before exec, so killing the router kills its
 // workers (no orphans); it closes every other inherited fd. A monitor thread per process reads
 // the control socket (JSON lines → on_control) and the output pipe (lines → on_log), keeps the
 // last 20 log lines, and notices the exit through a pidfd at any time (→ on_exit, once, after

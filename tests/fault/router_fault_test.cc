@@ -3,6 +3,11 @@
 // no key (item 19), nonsense numbers on the command line are refused at start (item 20).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
 #include "integration/router_harness.h"
 #include "unit/http/raw_socket.h"
 
@@ -49,6 +54,96 @@ TEST_F(RouterFault, PreflightAndHeadHealthNeedNoKey) {
   EXPECT_EQ(answer.rfind("HTTP/1.1 200", 0), 0u) << answer;
   EXPECT_EQ(answer.find("{"), std::string::npos) << "a HEAD answer has no body: " << answer;
   EXPECT_EQ(get("/props").status, 401);
+}
+
+TEST_F(RouterFault, ANameThatIsNotUtf8NeverBreaksTheListing) {
+  add_model("good");
+  add_model("bad\xff\xfe");
+  start();
+  http::Response r = get("/models");
+  ASSERT_EQ(r.status, 200) << r.body;
+  json listing = json::parse(r.body, nullptr, false);  // strict: invalid UTF-8 is a parse error
+  ASSERT_FALSE(listing.is_discarded()) << r.body;
+  std::vector<std::string> ids;
+  for (const json& m : listing["data"]) ids.push_back(m["id"].get<std::string>());
+  EXPECT_EQ(ids.size(), 2u);
+  EXPECT_NE(std::find(ids.begin(), ids.end(), "good"), ids.end());
+  EXPECT_NE(std::find(ids.begin(), ids.end(), "bad\xef\xbf\xbd\xef\xbf\xbd"), ids.end());
+  EXPECT_EQ(get("/v1/models").status, 200);
+  EXPECT_EQ(chat("good").status, 200);
+}
+
+TEST_F(RouterFault, ASecondModelKeyIsRefused) {
+  add_model("a");
+  add_model("b");
+  start();
+  auto r = http::fetch("POST", url("/v1/chat/completions"),
+                       R"({"model":"a","messages":[{"role":"user","content":"x"}],"model":"b"})",
+                       {{"Content-Type", "application/json"}}, kHangDetector);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 400);
+  EXPECT_NE(r->body.find("appears twice"), std::string::npos) << r->body;
+  EXPECT_EQ(state_of("a"), "unloaded");
+}
+
+TEST_F(RouterFault, SseSubscribersAreBoundedAndALeavingOneIsDroppedAtOnce) {
+  start();  // the harness's own watcher is one subscriber
+  std::vector<std::unique_ptr<RawSocket>> subscribers;
+  auto subscribe = [&] {
+    auto c = std::make_unique<RawSocket>(port_, 20);
+    c->send("GET /models/sse HTTP/1.1\r\nHost: x\r\n\r\n");
+    std::string head = c->read_until("\r\n\r\n");
+    subscribers.push_back(std::move(c));
+    return head;
+  };
+  for (int i = 1; i < 256; ++i) {
+    std::string head = subscribe();
+    ASSERT_EQ(head.rfind("HTTP/1.1 200", 0), 0u) << i << ": " << head;
+  }
+  std::string refused = subscribe();
+  EXPECT_EQ(refused.rfind("HTTP/1.1 503", 0), 0u) << refused;
+  subscribers.pop_back();
+  subscribers.front()->close();  // one leaves: its place is free again
+  bool admitted = false;
+  const auto deadline = std::chrono::steady_clock::now() + kHangDetector;
+  while (!admitted && std::chrono::steady_clock::now() < deadline) {
+    std::string head = subscribe();
+    admitted = head.rfind("HTTP/1.1 200", 0) == 0;
+    if (!admitted) subscribers.pop_back();
+  }
+  EXPECT_TRUE(admitted);
+}
+
+// The pids of live processes whose command line contains `needle`.
+std::vector<pid_t> processes_mentioning(const std::string& needle) {
+  std::vector<pid_t> out;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(entry.path() / "cmdline", std::ios::binary);
+    std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (cmdline.find(needle) != std::string::npos) out.push_back(std::stoi(name));
+  }
+  return out;
+}
+
+TEST_F(RouterFault, ABackendWrapperTakesItsServerDownWhenUnloaded) {
+  add_model("wrapped");
+  const auto wrapper = dir_ / "wrapper.sh";
+  std::ofstream(wrapper) << "#!/bin/sh\n\"" << HANGAR_FAKE_WORKER
+                         << "\" -m \"$1\" --port \"$2\" &\nwait\n";
+  options.backend = "/bin/sh " + wrapper.string() + " {model} {port}";
+  start();
+  EXPECT_EQ(chat("wrapped").status, 200);
+  const std::string model_file = (models_dir_ / "wrapped.gguf").string();
+  EXPECT_FALSE(processes_mentioning(model_file).empty());
+  EXPECT_EQ(post("/models/unload", {{"model", "wrapped"}}).status, 200);
+  ASSERT_TRUE(watcher->wait_for_status("wrapped", "unloaded"));
+  const auto deadline = std::chrono::steady_clock::now() + kHangDetector;
+  while (!processes_mentioning(model_file).empty() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(processes_mentioning(model_file).empty()) << "the wrapper's server outlived it";
 }
 
 TEST(RouterFaultCli, NumericOptionsOutOfRangeAreRefusedAtStart) {

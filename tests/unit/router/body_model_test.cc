@@ -37,6 +37,18 @@ TEST(BodyModel, StopsAtModelWithoutJudgingTheRest) {
   EXPECT_EQ(model_or_error(R"({"model":"a", this is not json)"), "a");
 }
 
+TEST(BodyModel, RejectsASecondTopLevelModel) {
+  // JSON libraries keep the last: routing by the first would send the request to another model
+  // than the one the worker answers for.
+  EXPECT_EQ(model_or_error(R"({"model":"a","messages":[],"model":"b"})"),
+            "error: field 'model' appears twice in the request body (byte 27); send it once");
+  EXPECT_EQ(model_or_error(R"({"model":"a","model":"b"})").rfind("error: field 'model' "
+                                                                     "appears twice", 0),
+            0u);
+  // Nested "model" members are not the top level's.
+  EXPECT_EQ(model_or_error(R"({"model":"a","x":{"model":"b"},"y":["model"]})"), "a");
+}
+
 TEST(BodyModel, RejectsNonObjectsAndMalformedBodiesWithTheOffset) {
   EXPECT_EQ(model_or_error("[1,2]"), "error: request body must be a JSON object (byte 0)");
   EXPECT_EQ(model_or_error(""), "error: request body must be a JSON object (byte 0)");
