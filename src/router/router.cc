@@ -319,7 +319,7 @@ void Router::Impl::check_stall(std::weak_ptr<Worker> weak) {
   {
     std::lock_guard lock(workers_mu_);
     if (w->ready || w->exited || w->stop_requested || !w->process) return;
-    last = std::max(w->process->last_activity(), w->last_health_change);
+    last = std::max(w->process->last_event(), w->last_health_change);
   }
   const auto now = std::chrono::steady_clock::now();
   if (now - last >= options.load_timeout) {
@@ -333,6 +333,44 @@ void Router::Impl::check_stall(std::weak_ptr<Worker> weak) {
     return;
   }
   loop->post_at(last + options.load_timeout, [this, weak] { check_stall(weak); });
+}
+
+void Router::Impl::liveness_loop() {
+  std::unique_lock lock(liveness_mu_);
+  while (!liveness_stop_) {
+    liveness_cv_.wait_for(lock, options.liveness_interval);
+    if (liveness_stop_) break;
+    lock.unlock();
+    std::vector<std::pair<std::shared_ptr<Worker>, uint16_t>> ready;
+    {
+      std::lock_guard wl(workers_mu_);
+      for (auto& [id, w] : workers_) {
+        if (w->ready && !w->exited && !w->stop_requested && w->port != 0) {
+          ready.emplace_back(w, w->port);
+        }
+      }
+    }
+    for (auto& [w, port] : ready) {
+      auto r = http::fetch("GET", "http://127.0.0.1:" + std::to_string(port) + "/health", {}, {},
+                           options.liveness_timeout);
+      bool kill = false;
+      {
+        std::lock_guard wl(workers_mu_);
+        w->missed_health = r.ok() ? 0 : w->missed_health + 1;
+        if (w->missed_health >= options.liveness_failures && !w->exited && !w->unresponsive) {
+          w->unresponsive = true;
+          kill = true;
+        }
+      }
+      if (kill) {
+        spdlog::warn("router: '{}' did not answer /health {} times in a row ({} ms each); "
+                     "killing it",
+                     w->config.id, options.liveness_failures, options.liveness_timeout.count());
+        if (w->process) w->process->kill();
+      }
+    }
+    lock.lock();
+  }
 }
 
 void Router::Impl::poll_health(std::weak_ptr<Worker> weak) {
@@ -430,10 +468,14 @@ void Router::Impl::on_exit(const std::shared_ptr<Worker>& w, const WorkerExit& e
   {
     std::lock_guard lock(workers_mu_);
     w->exited = true;
-    failed = !w->stop_requested || w->stalled;
+    failed = !w->stop_requested || w->stalled || w->unresponsive;
     if (w->stalled) {
       error = "no progress for " + std::to_string(options.load_timeout.count() / 1000.0) +
               " s while loading (--load-timeout): killed";
+    } else if (w->unresponsive) {
+      error = "stopped answering /health (" + std::to_string(options.liveness_failures) +
+              " checks of " + std::to_string(options.liveness_timeout.count()) +
+              " ms): killed";
     } else {
       error = "worker " + exit.how;
     }
@@ -478,7 +520,7 @@ Status Router::Impl::reload_registry() {
   }
   for (const ModelConfig& m : next->models()) {
     const ModelConfig* before = old->resolve(m.id);
-    scheduler.add_model(m.id, m.pin, m.ttl_s);
+    scheduler.add_model(m.id, m.pin, m.ttl_s, stop_timeout_of(m));
     const NeedEstimate need = estimator.estimate(m);
     scheduler.set_need(m.id, need.bytes, need.error);
     if (before != nullptr && before->id == m.id && !(*before == m)) {
@@ -491,7 +533,7 @@ Status Router::Impl::reload_registry() {
 
 void Router::Impl::estimate_all(const Registry& reg) {
   for (const ModelConfig& m : reg.models()) {
-    scheduler.add_model(m.id, m.pin, m.ttl_s);
+    scheduler.add_model(m.id, m.pin, m.ttl_s, stop_timeout_of(m));
     const NeedEstimate need = estimator.estimate(m);
     if (!need.error.empty()) spdlog::warn("router: {}", need.error);
     for (const auto& [device, bytes] : need.bytes) {
@@ -579,6 +621,9 @@ StatusOr<std::unique_ptr<Router>> Router::create(RouterOptions options) {
 
 StatusOr<uint16_t> Router::start() {
   HANGAR_ASSIGN_OR_RETURN(uint16_t port, impl_->server->listen());
+  if (impl_->options.liveness_interval.count() > 0) {
+    impl_->liveness_thread = std::thread([impl = impl_.get()] { impl->liveness_loop(); });
+  }
   spdlog::info("router: listening on http://{}:{} ({} models)", impl_->options.host, port,
                impl_->registry()->models().size());
   auto reg = impl_->registry();
@@ -599,6 +644,12 @@ std::vector<ModelStatus> Router::model_status() const { return impl_->scheduler.
 void Router::shutdown(std::chrono::milliseconds grace) {
   if (impl_->shut_down) return;
   impl_->shut_down = true;
+  {
+    std::lock_guard lock(impl_->liveness_mu_);
+    impl_->liveness_stop_ = true;
+  }
+  impl_->liveness_cv_.notify_all();
+  if (impl_->liveness_thread.joinable()) impl_->liveness_thread.join();
   impl_->server->stop();
   // Unload everything: running workers get SIGTERM now (in-flight proxied requests still
   // finish: the worker drains them), SIGKILL after their stop-timeout.

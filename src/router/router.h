@@ -40,7 +40,7 @@ struct RouterOptions {
   std::string api_key;  // "" = no authentication
   std::chrono::milliseconds queue_timeout{300'000};
   size_t queue_max = 64;
-  std::chrono::milliseconds load_timeout{300'000};  // no event and no log line for this long
+  std::chrono::milliseconds load_timeout{300'000};  // no control event or health change this long
   std::vector<std::string> preload;                 // ids/aliases loaded at start
   // "" = hangar workers. Otherwise a llama-server-compatible command line template with
   // {model}, {port} and {args}, e.g. "llama-server -m {model} --port {port} {args}".
@@ -50,6 +50,12 @@ struct RouterOptions {
   // read the router's HANGAR_* environment (it is removed from theirs).
   std::string worker_log_level;
   std::string worker_log_format;
+  // Liveness of ready workers: GET /health every `liveness_interval` (0 = never); a worker that
+  // gives no answer within `liveness_timeout` that many times in a row is killed (a deadlock,
+  // SIGSTOP, a swap storm) and its requests fail instead of hanging.
+  std::chrono::milliseconds liveness_interval{10'000};
+  std::chrono::milliseconds liveness_timeout{5'000};
+  int liveness_failures = 3;
   // Overrides every model's preset stop-timeout when set (tests).
   std::optional<std::chrono::milliseconds> stop_timeout;
 };

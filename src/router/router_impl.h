@@ -14,6 +14,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "devices/devices.h"
@@ -46,6 +47,8 @@ struct Worker {
   bool ready = false;
   bool stop_requested = false;
   bool stalled = false;
+  bool unresponsive = false;  // killed by the liveness check
+  int missed_health = 0;      // liveness checks in a row without an answer
   bool exited = false;
   std::string error_event;  // the worker's last {"event":"error"} message
   std::string memory_json = "{}";  // the ready event's memory object
@@ -68,6 +71,8 @@ struct Router::Impl : public SchedulerHooks {
   void do_spawn(const std::string& id);
   void do_stop(const std::string& id);
   void check_stall(std::weak_ptr<Worker> weak);
+  // The liveness thread: polls ready workers' /health, kills those that stopped answering.
+  void liveness_loop();
   void poll_health(std::weak_ptr<Worker> weak);
   void on_control(const std::shared_ptr<Worker>& w, const std::string& line);
   void on_exit(const std::shared_ptr<Worker>& w, const WorkerExit& exit);
@@ -125,6 +130,11 @@ struct Router::Impl : public SchedulerHooks {
   std::mutex monitors_mu_;
   std::condition_variable monitors_cv_;
   int monitors_ = 0;  // guarded by monitors_mu_
+
+  std::thread liveness_thread;
+  std::mutex liveness_mu_;
+  std::condition_variable liveness_cv_;
+  bool liveness_stop_ = false;  // guarded by liveness_mu_
 
   std::atomic<uint64_t> requests_total{0};
   std::atomic<uint64_t> loads_total{0};

@@ -41,6 +41,10 @@ void Scheduler::run(Actions& a) {
 void Scheduler::set_state(Entry& e, ModelState s, Actions& a) {
   if (e.state == s) return;
   e.state = s;
+  if (s == ModelState::kUnloading) {
+    e.drain_deadline = now_() + e.drain_timeout;
+    a.deadline_changed = true;
+  }
   a.states.emplace_back(e.id, s);
 }
 
@@ -175,12 +179,14 @@ void Scheduler::cancel_waiting(Entry& e, const Status& why, Actions& a) {
   set_state(e, ModelState::kUnloaded, a);
 }
 
-void Scheduler::add_model(const std::string& id, bool pin, int ttl_s) {
+void Scheduler::add_model(const std::string& id, bool pin, int ttl_s,
+                          std::chrono::milliseconds drain_timeout) {
   std::lock_guard lock(mu_);
   Entry& e = models_[id];
   e.id = id;
   e.pin = pin;
   e.ttl_s = ttl_s;
+  e.drain_timeout = drain_timeout;
   e.remove_after_exit = false;
   e.need.resize(options_.devices.size(), 0);
   e.holds.resize(options_.devices.size(), 0);
@@ -493,6 +499,12 @@ void Scheduler::tick(SteadyClock::time_point now) {
                               " s waiting for model '" + id + "' to load (--queue-timeout)"));
         e.waiters.erase(w);
       }
+      if (e.state == ModelState::kUnloading && !e.stop_sent && now >= e.drain_deadline) {
+        spdlog::warn("router: '{}' still has {} requests in flight {} ms after its unload "
+                     "began; stopping it anyway",
+                     id, e.in_flight, e.drain_timeout.count());
+        begin_stop(e, a);
+      }
       if (e.state == ModelState::kLoaded && e.ttl_s > 0 && e.in_flight == 0 &&
           now - e.last_used >= std::chrono::seconds(e.ttl_s)) {
         spdlog::info("router: unloading '{}' after {} s idle (ttl)", id, e.ttl_s);
@@ -516,6 +528,7 @@ std::optional<SteadyClock::time_point> Scheduler::next_deadline() const {
     if (e.state == ModelState::kLoaded && e.ttl_s > 0 && e.in_flight == 0) {
       consider(e.last_used + std::chrono::seconds(e.ttl_s));
     }
+    if (e.state == ModelState::kUnloading && !e.stop_sent) consider(e.drain_deadline);
   }
   return best;
 }

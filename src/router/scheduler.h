@@ -95,8 +95,10 @@ class Scheduler {
   Scheduler(SchedulerOptions options, SchedulerHooks* hooks,
             std::function<SteadyClock::time_point()> now = SteadyClock::now);
 
-  // Adds a model or updates its pin/ttl.
-  void add_model(const std::string& id, bool pin, int ttl_s);
+  // Adds a model or updates its pin/ttl. `drain_timeout`: how long an unload waits for the
+  // requests in flight before it stops the worker anyway (a hung worker never finishes them).
+  void add_model(const std::string& id, bool pin, int ttl_s,
+                 std::chrono::milliseconds drain_timeout = std::chrono::seconds(10));
   // The model's memory need per device name (its estimate, design §5), or why it has none: a
   // load of a model whose estimate failed fails with `error`. A device name the inventory does
   // not have makes every load fail, naming it.
@@ -172,6 +174,8 @@ class Scheduler {
     std::string need_error;            // no estimate: loads fail with this
     uint64_t use_order = 0;            // larger = more recently used (LRU for admission)
     bool stop_sent = false;            // unloading: hooks->stop() issued
+    std::chrono::milliseconds drain_timeout{10'000};
+    SteadyClock::time_point drain_deadline{};  // unloading: stop even with requests in flight
     bool explicit_load = false;        // /models/load: keep waiting even with no request queued
     bool remove_after_exit = false;
     std::deque<Waiter> waiters;

@@ -121,7 +121,7 @@ StatusOr<std::unique_ptr<WorkerProcess>> WorkerProcess::spawn(
   w->output_fd_ = out_pipe[0];
   w->log_name_ = log_name;
   w->callbacks_ = std::move(callbacks);
-  w->last_activity_ns_ = now_ns();
+  w->last_event_ns_ = now_ns();
   set_nonblocking(w->output_fd_);
   if (w->control_fd_ >= 0) set_nonblocking(w->control_fd_);
   w->thread_ = std::thread([raw = w.get()] { raw->monitor(); });
@@ -160,8 +160,8 @@ void WorkerProcess::close_control() {
   if (control_fd_ >= 0) shutdown(control_fd_, SHUT_RDWR);
 }
 
-std::chrono::steady_clock::time_point WorkerProcess::last_activity() const {
-  return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(last_activity_ns_.load()));
+std::chrono::steady_clock::time_point WorkerProcess::last_event() const {
+  return std::chrono::steady_clock::time_point(std::chrono::nanoseconds(last_event_ns_.load()));
 }
 
 void WorkerProcess::handle_lines(std::string& buffer, bool control, bool flush) {
@@ -172,8 +172,8 @@ void WorkerProcess::handle_lines(std::string& buffer, bool control, bool flush) 
     std::string line = buffer.substr(start, nl - start);
     if (!line.empty() && line.back() == '\r') line.pop_back();
     start = nl + 1;
-    last_activity_ns_ = now_ns();
     if (control) {
+      last_event_ns_ = now_ns();  // log lines are not progress (design §6)
       if (callbacks_.on_control && !line.empty()) callbacks_.on_control(line);
     } else {
       last_lines_.push_back(line);

@@ -74,8 +74,9 @@ class WorkerProcess {
   // Closes our end of the control socket (the worker sees EOF and exits).
   void close_control();
   bool exited() const { return exited_.load(); }
-  // When the process last wrote a control event or a log line (or was spawned).
-  std::chrono::steady_clock::time_point last_activity() const;
+  // When the process last wrote a control event (or was spawned). Log lines do not count: a
+  // worker that only logs makes no progress (design §6, --load-timeout).
+  std::chrono::steady_clock::time_point last_event() const;
 
  private:
   WorkerProcess() = default;
@@ -91,7 +92,7 @@ class WorkerProcess {
   WorkerCallbacks callbacks_;
   std::thread thread_;
   std::atomic<bool> exited_{false};
-  std::atomic<int64_t> last_activity_ns_{0};
+  std::atomic<int64_t> last_event_ns_{0};
 
   mutable std::mutex mu_;
   bool reaped_ = false;              // guarded by mu_: no signal after the pid may be reused

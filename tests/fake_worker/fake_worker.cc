@@ -6,7 +6,8 @@
 //
 // Scripted behaviour, per model: the model file (-m FILE) may hold a JSON object:
 //   {"load_ms": 200, "crash_at_load": true, "hang": true, "ignore_sigterm": true,
-//    "memory": {"CPU": 1048576}}
+//    "memory": {"CPU": 1048576}, "chatter_ms": 50}
+// ("chatter_ms": while hanging, write a log line this often: log lines are not progress.)
 // Per request (fields a real worker ignores):
 //   "fake_gate": "tag"      stream: hold every chunk after the first until a request with
 //                           {"fake_release": "tag"} reaches /tokenize (causal streaming tests)
@@ -48,6 +49,7 @@ struct Script {
   bool hang = false;
   bool ignore_sigterm = false;
   json memory = json::object();
+  int chatter_ms = 0;
 };
 
 std::string g_model_id = "fake";
@@ -284,6 +286,7 @@ Script read_script(const std::string& path) {
     s.hang = j.value("hang", false);
     s.ignore_sigterm = j.value("ignore_sigterm", false);
     if (j.contains("memory")) s.memory = j["memory"];
+    s.chatter_ms = j.value("chatter_ms", 0);
   } catch (const json::exception&) {
     // Not a script (a real GGUF, or empty): default behaviour.
   }
@@ -350,11 +353,16 @@ int main(int argc, char** argv) {
   };
 
   if (script.hang) {
-    // Never ready, never a word: the router's stall timeout must kill it.
+    // Never ready, never a control event: the router's stall timeout must kill it, even
+    // when it keeps logging (chatter_ms).
     while (true) {
-      int ev = wait_events(-1);
+      int ev = wait_events(script.chatter_ms > 0 ? script.chatter_ms : -1);
       if (ev == 2) return 0;
       if (ev == 1 && !script.ignore_sigterm) return 0;
+      if (script.chatter_ms > 0) {
+        std::fprintf(stderr, "fake-worker: still loading...\n");
+        std::fflush(stderr);
+      }
     }
   }
   auto bound = server.listen();
