@@ -57,18 +57,37 @@ Status SlotEngine::submit(std::shared_ptr<Task> task) {
           ", outside the vocabulary [0, " + std::to_string(n_vocab) + ")");
     }
   }
+  std::vector<std::shared_ptr<Task>> dropped;  // cancelled while queued: answered below
+  Status queued = ok_status();
   {
     std::lock_guard lk(mu_);
     if (stopping_) return unavailable_error("the worker is shutting down");
     if (queue_.size() >= max_queue_) {
-      return unavailable_error("the request queue is full (" + std::to_string(max_queue_) +
-                               " waiting)");
+      // Tasks whose clients left hold no place in the queue.
+      for (auto it = queue_.begin(); it != queue_.end();) {
+        if ((*it)->cancelled.load()) {
+          dropped.push_back(std::move(*it));
+          it = queue_.erase(it);
+        } else {
+          ++it;
+        }
+      }
     }
-    queue_.push_back(std::move(task));
+    if (queue_.size() >= max_queue_) {
+      queued = unavailable_error("the request queue is full (" + std::to_string(max_queue_) +
+                                 " waiting)");
+    } else {
+      queue_.push_back(std::move(task));
+    }
     stats_.queued = static_cast<int>(queue_.size());
   }
-  cv_.notify_one();
-  return ok_status();
+  for (auto& t : dropped) {
+    TaskResult r;
+    r.status = cancelled_error("the client disconnected while queued");
+    if (t->on_done) t->on_done(r);
+  }
+  if (queued.ok()) cv_.notify_one();
+  return queued;
 }
 
 void SlotEngine::notify() {
@@ -194,6 +213,11 @@ void SlotEngine::run() {
     for (const Slot& s : slots_) active = active || s.task != nullptr;
     {
       std::unique_lock lk(mu_);
+      // The gauges say what is true while the engine sleeps too (the last finished task has
+      // freed its slot by now).
+      stats_.slots_busy = 0;
+      for (const Slot& s : slots_) stats_.slots_busy += s.task ? 1 : 0;
+      stats_.queued = static_cast<int>(queue_.size());
       // Idle: sleep until a task arrives or shutdown. Busy: never wait.
       if (!active) cv_.wait(lk, [&] { return stopping_ || wake_ || !queue_.empty(); });
       wake_ = false;

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <future>
+#include <thread>
 
 #include "support/test_support.h"
 
@@ -137,6 +138,75 @@ TEST(SlotEngineTest, CancelledTaskLeavesItsSlotAndTheNextRuns) {
   EXPECT_EQ(r.completion_tokens, 3);
   ASSERT_EQ(second_done.get_future().wait_for(kHang), std::future_status::ready);
   EXPECT_TRUE(out->result.status.ok());
+}
+
+TEST(SlotEngineTest, QueuedTasksWhoseClientsLeftHoldNoPlaceInTheQueue) {
+  HANGAR_REQUIRE_FIXTURES();
+  Loaded l = load(fixtures, 1);
+  ASSERT_TRUE(l.context);
+  SlotEngine eng(*l.model, *l.context, 1, /*max_queue=*/2);
+  // The one slot is held: its first token blocks the engine until the test lets it go.
+  std::promise<void> running, release;
+  auto release_future = release.get_future().share();
+  auto hold = std::make_shared<Task>();
+  hold->prompt = {1, 450};
+  hold->sampling.temperature = 0.0f;
+  hold->sampling.max_tokens = 2;
+  bool first = true;
+  hold->on_token = [&, release_future](engine::TokenId, std::string_view, const TokenLogprob*) {
+    if (first) {
+      first = false;
+      running.set_value();
+      release_future.wait();
+    }
+    return true;
+  };
+  std::promise<void> hold_done;
+  hold->on_done = [&](const TaskResult&) { hold_done.set_value(); };
+  ASSERT_TRUE(eng.submit(hold).ok());
+  ASSERT_EQ(running.get_future().wait_for(kHang), std::future_status::ready);
+  // Two queued requests whose clients leave.
+  std::vector<std::shared_ptr<Outcome>> gone_out(2, nullptr);
+  std::vector<std::promise<void>> gone_done(2);
+  for (int i = 0; i < 2; ++i) {
+    gone_out[i] = std::make_shared<Outcome>();
+    auto t = greedy_task({1, 3118}, 2, gone_out[i], &gone_done[i]);
+    ASSERT_TRUE(eng.submit(t).ok());
+    t->cancelled.store(true);
+  }
+  // A live client still gets in, and the two who left are told so.
+  auto live_out = std::make_shared<Outcome>();
+  std::promise<void> live_done;
+  Status live = eng.submit(greedy_task({1, 3118}, 2, live_out, &live_done));
+  EXPECT_TRUE(live.ok()) << live.to_string();
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_EQ(gone_done[i].get_future().wait_for(kHang), std::future_status::ready);
+    EXPECT_EQ(gone_out[i]->result.status.code(), StatusCode::kCancelled);
+  }
+  release.set_value();
+  ASSERT_EQ(hold_done.get_future().wait_for(kHang), std::future_status::ready);
+  if (live.ok()) {
+    ASSERT_EQ(live_done.get_future().wait_for(kHang), std::future_status::ready);
+    EXPECT_TRUE(live_out->result.status.ok());
+  }
+}
+
+TEST(SlotEngineTest, BusySlotsGaugeReturnsToZeroWhenIdle) {
+  HANGAR_REQUIRE_FIXTURES();
+  Loaded l = load(fixtures, 1);
+  ASSERT_TRUE(l.context);
+  SlotEngine eng(*l.model, *l.context, 1);
+  auto out = std::make_shared<Outcome>();
+  std::promise<void> done;
+  ASSERT_TRUE(eng.submit(greedy_task({1, 3118}, 2, out, &done)).ok());
+  ASSERT_EQ(done.get_future().wait_for(kHang), std::future_status::ready);
+  // Hang detector: the engine goes idle right after the last task finished.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (eng.stats().slots_busy != 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(eng.stats().slots_busy, 0);
+  EXPECT_EQ(eng.stats().queued, 0);
 }
 
 TEST(SlotEngineTest, PromptLongerThanASlotIsRejected) {
