@@ -5,6 +5,10 @@
 // 400 naming device, need and budget) and nothing is unloaded.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <random>
+#include <thread>
+
 #include "integration/router_harness.h"
 
 namespace hangar::router::testing {
@@ -112,6 +116,77 @@ TEST_F(RouterMemory, NeverFitsIsRefusedWithDeviceNeedAndBudgetAndEvictsNothing) 
   EXPECT_EQ(state_of("old"), "loaded");
   EXPECT_EQ(state_of("mid"), "loaded");
   EXPECT_EQ(state_of("huge"), "unloaded");
+}
+
+// 16 concurrent cold requests over 6 models of random sizes: a sampler polling /devices never
+// sees reserved > budget, and every request completes.
+class RouterMemoryChurn : public RouterHarness {};
+
+TEST_F(RouterMemoryChurn, ConcurrentColdRequestsNeverOvercommitAndAllComplete) {
+  const auto devices = dir_ / "devices.json";
+  std::ofstream(devices) << R"({"devices":[
+      {"name":"CPU","type":"cpu","total_mib":4096,"free_mib":3000},
+      {"name":"CUDA0","type":"gpu","total_mib":4096,"free_mib":2500}]})";
+  options.devices_file = devices.string();
+  options.memory_margin_mib = 500;  // budgets: CPU 2500, CUDA0 2000 MiB
+  options.models_max = 0;
+  options.queue_timeout = std::chrono::seconds(60);
+  std::mt19937 rng(7);
+  std::string preset = "version = 1\n";
+  std::vector<std::string> names;
+  for (int i = 0; i < 6; ++i) {
+    const std::string name = "m" + std::to_string(i);
+    names.push_back(name);
+    add_model(name, {{"load_ms", 20 + static_cast<int>(rng() % 80)}});
+    preset += "[" + name + "]\nmemory = CPU:" + std::to_string(300 + rng() % 1500) +
+              ",CUDA0:" + std::to_string(rng() % 1800) + "\n";
+  }
+  write_preset(preset);
+  start();
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> samples{0};
+  std::string violation;
+  std::thread sampler([&] {
+    while (!stop) {
+      auto r = http::fetch("GET", url("/devices"), {}, {}, kHangDetector);
+      if (!r.ok() || r->status != 200) continue;
+      json j = json::parse(r->body, nullptr, false);
+      if (j.is_discarded()) continue;
+      for (const json& d : j["devices"]) {
+        if (!d["budget"].is_null() && d["reserved"].get<uint64_t>() > d["budget"].get<uint64_t>()) {
+          violation = d.dump();
+        }
+      }
+      ++samples;
+    }
+  });
+  std::vector<std::thread> clients;
+  std::atomic<int> ok{0};
+  std::vector<std::string> failures(16);
+  for (int c = 0; c < 16; ++c) {
+    clients.emplace_back([&, c] {
+      const std::string& model = names[static_cast<size_t>(c) % names.size()];
+      auto r = http::fetch("POST", url("/v1/chat/completions"),
+                           json{{"model", model},
+                                {"messages", {{{"role", "user"}, {"content", "hi"}}}}}
+                               .dump(),
+                           {{"Content-Type", "application/json"}}, kHangDetector * 3);
+      if (r.ok() && r->status == 200) {
+        ++ok;
+      } else {
+        failures[static_cast<size_t>(c)] = r.ok() ? r->body : r.status().message();
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  stop = true;
+  sampler.join();
+  EXPECT_EQ(ok.load(), 16);
+  for (const std::string& f : failures) EXPECT_EQ(f, "");
+  EXPECT_EQ(violation, "");
+  EXPECT_GT(samples.load(), 0);
+  ASSERT_TRUE(router->model_status().size() == 6u);
 }
 
 }  // namespace

@@ -1,0 +1,125 @@
+// Memory admission end to end with real `hangar run` workers (issue 12, "Done when"): three
+// fixture models and a --devices-file CPU budget that holds any two of them: a request for the
+// third evicts the least recently used; /devices and /models memory fields are right after each
+// step; the workers' arguments carry no memory margin.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <numeric>
+
+#include "e2e/router_process.h"
+
+namespace hangar::e2e {
+namespace {
+
+constexpr uint64_t kMiB = 1 << 20;
+
+// What `hangar estimate` plans for `model` with the router's worker arguments (-c 512).
+uint64_t estimate_of(const std::filesystem::path& model) {
+  auto r = testing::run_command(
+      {testing::hangar_binary(), "estimate", "-m", model.string(), "-c", "512", "--json"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  json j = json::parse(r.out, nullptr, false);
+  if (j.is_discarded()) return 0;
+  return j["devices"]["CPU"]["total"].get<uint64_t>();
+}
+
+json get_json(const std::string& url) {
+  auto r = http::fetch("GET", url, {}, {}, kHangDetector);
+  if (!r.ok() || r->status != 200) return json();
+  return json::parse(r->body, nullptr, false);
+}
+
+json cpu_device(const Serve& serve) {
+  json j = get_json(serve.url("/devices"));
+  if (!j.is_object()) return json();
+  for (const json& d : j["devices"]) {
+    if (d.value("name", "") == "CPU") return d;
+  }
+  return json();
+}
+
+// id → its /models entry.
+std::map<std::string, json> entries(const Serve& serve) {
+  std::map<std::string, json> out;
+  json j = get_json(serve.url("/models"));
+  if (!j.is_object()) return out;
+  for (const json& m : j["data"]) out[m["id"].get<std::string>()] = m;
+  return out;
+}
+
+TEST(RouterMemoryE2e, ABudgetForTwoModelsEvictsTheLeastRecentlyUsedForTheThird) {
+  HANGAR_REQUIRE_FIXTURES();
+  const std::vector<std::string> models = {"llama-spm-f16", "qwen2-f16", "qwen3-f16"};
+  const auto dir = make_models_dir(fixtures, models);
+  std::map<std::string, uint64_t> need;
+  for (const std::string& m : models) {
+    need[m] = estimate_of(dir / (m + ".gguf"));
+    ASSERT_GT(need[m], 0u) << m;
+  }
+  uint64_t total = 0, smallest = UINT64_MAX;
+  for (const auto& [m, n] : need) {
+    total += n;
+    smallest = std::min(smallest, n);
+  }
+  // Any two fit (the budget is at least total − smallest), all three do not.
+  const uint64_t budget_mib = (total - smallest / 2) / kMiB;
+  ASSERT_GE(budget_mib * kMiB, total - smallest);
+  const auto devices = dir / "devices.json";
+  std::ofstream(devices) << json{{"devices",
+                                  {{{"name", "CPU"},
+                                    {"type", "cpu"},
+                                    {"total_mib", budget_mib + 64},
+                                    {"free_mib", budget_mib + 1}}}}}
+                                .dump();
+  Serve serve({"--models-dir", dir.string(), "-c", "512", "--models-max", "0",
+               "--models-memory-margin", "1", "--devices-file", devices.string()});
+  ASSERT_NE(serve.port(), 0) << serve.process().output();
+  const std::string base = serve.url("");
+
+  EXPECT_EQ(cpu_device(serve)["budget"], budget_mib * kMiB);
+  EXPECT_EQ(cpu_device(serve)["reserved"], 0u);
+  for (const auto& [id, e] : entries(serve)) {
+    EXPECT_EQ(e["memory"]["estimate"]["CPU"], need[id]) << id;
+    for (const json& a : e["status"]["args"]) {
+      EXPECT_EQ(a.get<std::string>().find("memory-margin"), std::string::npos) << id;
+    }
+  }
+
+  auto check_reserved = [&](const std::vector<std::string>& loaded) {
+    std::map<std::string, json> e = entries(serve);
+    uint64_t sum = 0;
+    for (const std::string& m : loaded) {
+      ASSERT_EQ(e[m]["status"]["value"], "loaded") << m;
+      const uint64_t reserved = e[m]["memory"]["reserved"]["CPU"].get<uint64_t>();
+      const uint64_t measured = e[m]["memory"]["measured"]["CPU"].get<uint64_t>();
+      // The reservation is the estimate, raised to the measured footprint when that is larger.
+      EXPECT_EQ(reserved, std::max(need[m], measured)) << m;
+      EXPECT_GT(measured, 0u) << m;
+      sum += reserved;
+    }
+    json cpu = cpu_device(serve);
+    EXPECT_EQ(cpu["reserved"].get<uint64_t>(), sum);
+    EXPECT_LE(cpu["reserved"].get<uint64_t>(), cpu["budget"].get<uint64_t>());
+    EXPECT_GT(cpu["measured"].get<uint64_t>(), 0u);
+  };
+
+  for (size_t i = 0; i < 2; ++i) {
+    StreamedChat chat = stream_chat(base, models[i], "Hello", 4);
+    ASSERT_EQ(chat.status, 200) << chat.error;
+  }
+  check_reserved({models[0], models[1]});
+  // The third does not fit beside both: the least recently used (the first) goes.
+  StreamedChat third = stream_chat(base, models[2], "Hello", 4);
+  ASSERT_EQ(third.status, 200) << third.error;
+  using States = std::map<std::string, std::string>;
+  EXPECT_EQ(model_states(base), (States{{models[0], "unloaded"},
+                                        {models[1], "loaded"},
+                                        {models[2], "loaded"}}));
+  check_reserved({models[1], models[2]});
+  EXPECT_EQ(serve.process().stop(SIGTERM), 0) << serve.process().output();
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace hangar::e2e
