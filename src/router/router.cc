@@ -396,6 +396,13 @@ void Router::Impl::poll_health(std::weak_ptr<Worker> weak) {
   }
   if (ready) {
     scheduler.on_ready(w->config.id, port);
+    const std::map<std::string, uint64_t> measured = measure(*w);
+    {
+      std::lock_guard lock(workers_mu_);
+      w->measured = measured;
+      w->memory_json = json_text(json(measured));
+    }
+    scheduler.on_measured(w->config.id, measured);
     return;
   }
   // A fixed poll interval: the backend has no other way to tell us it is ready.
@@ -432,7 +439,6 @@ void Router::Impl::on_control(const std::shared_ptr<Worker>& w, const std::strin
       publish(w->config.id, "model_status", json_text(data));
     } else if (kind == "ready") {
       uint16_t port;
-      std::map<std::string, uint64_t> measured;
       {
         std::lock_guard lock(workers_mu_);
         if (w->stop_requested || w->exited) return;
@@ -441,7 +447,6 @@ void Router::Impl::on_control(const std::shared_ptr<Worker>& w, const std::strin
           w->memory_json = json_text(ev["memory"]);
           w->measured = memory_by_device(ev["memory"]);
         }
-        measured = w->measured;
         port = w->port;
       }
       if (port == 0) {
@@ -450,7 +455,7 @@ void Router::Impl::on_control(const std::shared_ptr<Worker>& w, const std::strin
         return;
       }
       scheduler.on_ready(w->config.id, port);
-      scheduler.on_measured(w->config.id, measured);
+      scheduler.on_measured(w->config.id, measure(*w));
     } else if (kind == "error") {
       std::string msg = ev.value("message", std::string("(no message)"));
       spdlog::warn("[{}] error: {}", w->config.id, msg);
@@ -543,12 +548,45 @@ void Router::Impl::estimate_all(const Registry& reg) {
   }
 }
 
-std::map<std::string, uint64_t> Router::Impl::measured_by_device() const {
+std::map<std::string, uint64_t> Router::Impl::measure(const Worker& w) const {
   std::map<std::string, uint64_t> out;
-  std::lock_guard lock(workers_mu_);
-  for (const auto& [id, w] : workers_) {
-    if (!w->ready || w->exited) continue;
-    for (const auto& [device, bytes] : w->measured) out[device] += bytes;
+  int pid = 0;
+  {
+    std::lock_guard lock(workers_mu_);
+    out = w.measured;
+    if (w.process) pid = w.process->pid();
+  }
+  if (pid <= 0) return out;
+  if (out.find("CPU") == out.end()) {
+    if (auto pss = devices::process_pss(pid); pss.ok()) out["CPU"] = *pss;
+  }
+  for (const auto& [device, by_pid] : devices::gpu_process_memory(inventory_options)) {
+    if (auto it = by_pid.find(pid); it != by_pid.end()) out[device] = it->second;
+  }
+  return out;
+}
+
+std::map<std::string, uint64_t> Router::Impl::measured_by_device() const {
+  std::vector<std::shared_ptr<Worker>> ready;
+  {
+    std::lock_guard lock(workers_mu_);
+    for (const auto& [id, w] : workers_) {
+      if (w->ready && !w->exited) ready.push_back(w);
+    }
+  }
+  // GPU figures are read now (NVML); host figures are the ones taken at ready.
+  const auto gpu = devices::gpu_process_memory(inventory_options);
+  std::map<std::string, uint64_t> out;
+  for (const auto& w : ready) {
+    int pid = 0;
+    {
+      std::lock_guard lock(workers_mu_);
+      for (const auto& [device, bytes] : w->measured) out[device] += bytes;
+      if (w->process) pid = w->process->pid();
+    }
+    for (const auto& [device, by_pid] : gpu) {
+      if (auto it = by_pid.find(pid); it != by_pid.end()) out[device] += it->second;
+    }
   }
   return out;
 }
@@ -591,6 +629,7 @@ StatusOr<std::unique_ptr<Router>> Router::create(RouterOptions options) {
                           devices::take_inventory(io, &note));
   if (!note.empty()) spdlog::info("router: {}", note);
   auto impl = std::make_unique<Impl>(std::move(options), std::move(inventory));
+  impl->inventory_options = io;
   for (const Scheduler::DeviceUse& d : impl->scheduler.device_use()) {
     spdlog::info("router: device {}: budget {}", d.name,
                  d.budget ? mib(*d.budget) : std::string("unlimited (no memory check)"));

@@ -88,6 +88,9 @@ struct Router::Impl : public SchedulerHooks {
   // Devices (design §4): the inventory read at start, and the measured use per device.
   std::string devices_json() const;
   std::map<std::string, uint64_t> measured_by_device() const;
+  // What a ready worker holds now per device: host Pss (its ready event's figure for a hangar
+  // worker, /proc/PID/smaps_rollup for a backend) plus its GPU memory from NVML.
+  std::map<std::string, uint64_t> measure(const Worker& w) const;
 
   // HTTP (router_api.cc).
   void install_routes();
@@ -102,6 +105,7 @@ struct Router::Impl : public SchedulerHooks {
 
   RouterOptions options;
   const std::vector<devices::Device> inventory;  // read once at start
+  devices::InventoryOptions inventory_options;    // how it was read (NVML or a devices file)
   Estimator estimator;
   std::string worker_bin;
   std::unique_ptr<http::Server> server;
