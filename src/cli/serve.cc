@@ -32,6 +32,8 @@ struct ServeFlags {
   double load_timeout_s = 300;
   int queue_max = 64;
   int64_t max_body_memory_mib = 256;
+  bool dry_run = false;
+  bool json = false;
 };
 
 // A range check for a numeric option that also refuses NaN and infinities (NaN passes every
@@ -110,6 +112,16 @@ int serve(ServeFlags& f, const CLI::App& app, const std::vector<std::string>& cl
   for (std::string item; std::getline(ss, item, ',');) {
     if (!item.empty()) f.options.preload.push_back(item);
   }
+  if (f.dry_run) {
+    bool preloads_fit = true;
+    auto report = router::dry_run_report(f.options, f.json, &preloads_fit);
+    if (!report.ok()) {
+      std::fprintf(stderr, "hangar serve: %s\n", report.status().message().c_str());
+      return 1;
+    }
+    std::printf("%s%s", report->c_str(), f.json ? "\n" : "");
+    return preloads_fit ? 0 : 1;
+  }
   // SIGINT/SIGTERM are taken with sigwait below: block them before any thread starts.
   const sigset_t stop_signals = block_stop_signals();
 
@@ -158,6 +170,10 @@ void register_serve(CLI::App& root, Commands& commands) {
       ->check(finite_range(0, 1 << 30));
   app->add_option("--devices-file", f->options.devices_file,
                   "JSON file replacing the device inventory (what-if planning, tests)");
+  app->add_flag("--dry-run", f->dry_run,
+                "print each device's budget and every model's estimate and whether it fits, "
+                "then exit (1 when a model that loads at start can never fit)");
+  app->add_flag("--json", f->json, "with --dry-run: one JSON object");
   app->add_flag("--models-autoload,!--no-models-autoload", f->options.models_autoload,
                 "load a model when a request names it (default: on)");
   app->add_option("--api-key", f->options.api_key, "require this key (Bearer) on every route "

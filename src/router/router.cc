@@ -81,20 +81,6 @@ std::vector<std::string> split_words(const std::string& s) {
   return out;
 }
 
-// Budgets from the inventory (design §4): free at start minus the margin; no budget at all with
-// margin 0 (no memory check).
-std::vector<DeviceLimit> device_limits(const std::vector<devices::Device>& inventory,
-                                       uint64_t margin_mib) {
-  std::vector<DeviceLimit> out;
-  const uint64_t margin = margin_mib << 20;
-  for (const devices::Device& d : inventory) {
-    std::optional<uint64_t> budget;
-    if (margin_mib > 0) budget = d.free > margin ? d.free - margin : 0;
-    out.push_back({d.name, budget});
-  }
-  return out;
-}
-
 SchedulerOptions scheduler_options(const RouterOptions& o,
                                    const std::vector<devices::Device>& inventory) {
   SchedulerOptions so;
@@ -116,6 +102,18 @@ std::map<std::string, uint64_t> memory_by_device(const json& memory) {
 }
 
 }  // namespace
+
+std::vector<DeviceLimit> device_limits(const std::vector<devices::Device>& inventory,
+                                       uint64_t margin_mib) {
+  std::vector<DeviceLimit> out;
+  const uint64_t margin = margin_mib << 20;
+  for (const devices::Device& d : inventory) {
+    std::optional<uint64_t> budget;
+    if (margin_mib > 0) budget = d.free > margin ? d.free - margin : 0;
+    out.push_back({d.name, budget});
+  }
+  return out;
+}
 
 Router::Impl::Impl(RouterOptions o, std::vector<devices::Device> inv)
     : options(std::move(o)),

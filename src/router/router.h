@@ -60,6 +60,13 @@ struct RouterOptions {
   std::optional<std::chrono::milliseconds> stop_timeout;
 };
 
+// What-if planning (`hangar serve --dry-run`): each device's budget, then every model the
+// router knows with its estimate per device and whether it fits alone, or why it never can.
+// Text for people, or one JSON object. *preloads_fit is false when a --preload or
+// load-on-startup model can never fit.
+StatusOr<std::string> dry_run_report(const RouterOptions& options, bool as_json,
+                                     bool* preloads_fit);
+
 class Router {
  public:
   // Reads the registry (start-up errors: preset and name problems) and prepares the server.

@@ -36,6 +36,11 @@ inline std::string json_text(const nlohmann::json& j) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+// Budgets from the inventory (design §4): free at start minus the margin; none at all with
+// margin 0 (no memory check).
+std::vector<DeviceLimit> device_limits(const std::vector<devices::Device>& inventory,
+                                       uint64_t margin_mib);
+
 struct Worker {
   ~Worker() { process.reset(); }  // joins the monitor thread before the fields it reads go
 

@@ -121,5 +121,52 @@ TEST(RouterMemoryE2e, ABudgetForTwoModelsEvictsTheLeastRecentlyUsedForTheThird) 
   std::filesystem::remove_all(dir);
 }
 
+TEST(RouterMemoryE2e, DryRunPrintsBudgetsAndEstimatesAndFailsWhenAPreloadCanNeverFit) {
+  HANGAR_REQUIRE_FIXTURES();
+  const auto dir = make_models_dir(fixtures, {"llama-spm-f32", "qwen2-f16"});
+  const uint64_t small = estimate_of(dir / "llama-spm-f32.gguf");
+  const uint64_t large = estimate_of(dir / "qwen2-f16.gguf");
+  ASSERT_LT(small + 2 * kMiB, large);
+  // A budget between the two estimates: the small model fits alone, the large one never does.
+  const uint64_t budget_mib = (small + large) / 2 / kMiB;
+  const auto devices = dir / "devices.json";
+  std::ofstream(devices) << json{{"devices",
+                                  {{{"name", "CPU"},
+                                    {"type", "cpu"},
+                                    {"total_mib", 4096},
+                                    {"free_mib", budget_mib + 100}}}}}
+                                .dump();
+  const std::vector<std::string> base = {testing::hangar_binary(), "serve", "--models-dir",
+                                         dir.string(), "-c", "512", "--devices-file",
+                                         devices.string(), "--models-memory-margin", "100",
+                                         "--dry-run"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> argv = base;
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return testing::run_command(argv);
+  };
+  auto text = with({});
+  EXPECT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("budget"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("NEVER FITS"), std::string::npos) << text.out;
+
+  auto report = with({"--json", "--preload", "qwen2-f16"});
+  EXPECT_EQ(report.exit_code, 1) << report.err;
+  json j = json::parse(report.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << report.out;
+  EXPECT_EQ(j["devices"][0]["budget"], budget_mib * kMiB);
+  EXPECT_EQ(j["ok"], false);
+  std::map<std::string, json> models;
+  for (const json& m : j["models"]) models[m["id"].get<std::string>()] = m;
+  EXPECT_EQ(models["llama-spm-f32"]["fits_alone"], true);
+  EXPECT_EQ(models["llama-spm-f32"]["estimate"]["CPU"], small);
+  EXPECT_EQ(models["qwen2-f16"]["fits_alone"], false);
+  EXPECT_EQ(models["qwen2-f16"]["loads_at_start"], true);
+  EXPECT_NE(models["qwen2-f16"]["reason"].get<std::string>().find("device CPU"),
+            std::string::npos);
+  EXPECT_EQ(with({"--preload", "llama-spm-f32"}).exit_code, 0);
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace hangar::e2e
