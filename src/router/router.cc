@@ -12,6 +12,7 @@
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
+#include "common/control_protocol.h"
 #include "http/client.h"
 #include "router/router_impl.h"
 
@@ -89,16 +90,6 @@ SchedulerOptions scheduler_options(const RouterOptions& o,
   so.queue_timeout = o.queue_timeout;
   so.devices = device_limits(inventory, o.memory_margin_mib);
   return so;
-}
-
-// The ready event's "memory" object ({"CPU": bytes, ...}) as numbers per device.
-std::map<std::string, uint64_t> memory_by_device(const json& memory) {
-  std::map<std::string, uint64_t> out;
-  if (!memory.is_object()) return out;
-  for (const auto& [device, bytes] : memory.items()) {
-    if (bytes.is_number_unsigned()) out[device] = bytes.get<uint64_t>();
-  }
-  return out;
 }
 
 }  // namespace
@@ -409,59 +400,43 @@ void Router::Impl::poll_health(std::weak_ptr<Worker> weak) {
 }
 
 void Router::Impl::on_control(const std::shared_ptr<Worker>& w, const std::string& line) {
-  json ev;
-  try {
-    ev = json::parse(line);
-  } catch (const json::exception&) {
-    spdlog::warn("[{}] control: not JSON: {}", w->config.id, line);
+  auto event = control::decode(line);
+  if (!event.ok()) {
+    spdlog::warn("[{}] {}", w->config.id, event.status().message());
     return;
   }
-  if (!ev.is_object() || !ev.contains("event") || !ev["event"].is_string()) {
-    spdlog::warn("[{}] control: no \"event\" field: {}", w->config.id, line);
-    return;
-  }
-  const std::string kind = ev["event"].get<std::string>();
-  try {
-    if (kind == "listening") {
-      const int port = ev.at("port").get<int>();
-      if (port <= 0 || port > 65535) {
-        spdlog::warn("[{}] control: bad port {}", w->config.id, port);
-        return;
-      }
-      std::lock_guard lock(workers_mu_);
-      w->port = static_cast<uint16_t>(port);
-    } else if (kind == "loading") {
-      double p = ev.value("progress", 0.0);
-      scheduler.on_progress(w->config.id, std::clamp(p, 0.0, 1.0));
-      json data = {{"status", "loading"}, {"progress", {{"value", p}}}};
-      publish(w->config.id, "model_status", json_text(data));
-    } else if (kind == "ready") {
-      uint16_t port;
-      {
-        std::lock_guard lock(workers_mu_);
-        if (w->stop_requested || w->exited) return;
-        w->ready = true;
-        if (ev.contains("memory")) {
-          w->memory_json = json_text(ev["memory"]);
-          w->measured = memory_by_device(ev["memory"]);
-        }
-        port = w->port;
-      }
-      if (port == 0) {
-        spdlog::warn("[{}] ready before listening; killing it", w->config.id);
-        if (w->process) w->process->kill();
-        return;
-      }
-      scheduler.on_ready(w->config.id, port);
-      scheduler.on_measured(w->config.id, measure(*w));
-    } else if (kind == "error") {
-      std::string msg = ev.value("message", std::string("(no message)"));
-      spdlog::warn("[{}] error: {}", w->config.id, msg);
-      std::lock_guard lock(workers_mu_);
-      w->error_event = msg;
+  if (const auto* e = std::get_if<control::Listening>(&*event)) {
+    if (e->port == 0) {
+      spdlog::warn("[{}] control: a Unix socket is not supported by this router", w->config.id);
+      return;
     }
-  } catch (const json::exception& e) {
-    spdlog::warn("[{}] control: malformed '{}' event: {}", w->config.id, kind, e.what());
+    std::lock_guard lock(workers_mu_);
+    w->port = e->port;
+  } else if (const auto* e = std::get_if<control::Loading>(&*event)) {
+    scheduler.on_progress(w->config.id, e->progress);
+    json data = {{"status", "loading"}, {"progress", {{"value", e->progress}}}};
+    publish(w->config.id, "model_status", json_text(data));
+  } else if (const auto* e = std::get_if<control::Ready>(&*event)) {
+    uint16_t port;
+    {
+      std::lock_guard lock(workers_mu_);
+      if (w->stop_requested || w->exited) return;
+      w->ready = true;
+      w->measured = e->memory;
+      w->memory_json = json_text(json(e->memory));
+      port = w->port;
+    }
+    if (port == 0) {
+      spdlog::warn("[{}] ready before listening; killing it", w->config.id);
+      if (w->process) w->process->kill();
+      return;
+    }
+    scheduler.on_ready(w->config.id, port);
+    scheduler.on_measured(w->config.id, measure(*w));
+  } else if (const auto* e = std::get_if<control::Error>(&*event)) {
+    spdlog::warn("[{}] error: {}", w->config.id, e->message);
+    std::lock_guard lock(workers_mu_);
+    w->error_event = e->message;
   }
 }
 

@@ -1,5 +1,7 @@
 #include "worker/run_worker.h"
 
+#include "common/control_protocol.h"
+
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -26,9 +28,9 @@ using nlohmann::json;
 class ControlChannel {
  public:
   explicit ControlChannel(int fd) : fd_(fd) {}
-  void send(const json& event) {
+  void send(const control::Event& event) {
     if (fd_ < 0) return;
-    std::string line = dump_json(event) + "\n";
+    std::string line = control::encode(event) + "\n";
     std::lock_guard lk(mu_);
     size_t off = 0;
     while (off < line.size()) {
@@ -65,7 +67,7 @@ int run_worker(const RunOptions& o) {
   ControlChannel control(o.control_fd);
   auto fail = [&](const std::string& message) {
     spdlog::error("worker: {}", message);
-    control.send({{"event", "error"}, {"message", message}});
+    control.send(control::Error{message});
     return 1;
   };
   if (o.port < 0 || o.port > 65535) {
@@ -85,12 +87,12 @@ int run_worker(const RunOptions& o) {
                 port.status().message());
   }
   spdlog::info("worker: listening on {}:{}", o.host, *port);
-  control.send({{"event", "listening"}, {"port", *port}});
+  control.send(control::Listening{*port, ""});
 
   Status load_status;
   std::thread loader([&] {
     load_status = worker.load([&](float p) {
-      control.send({{"event", "loading"}, {"progress", p}});
+      control.send(control::Loading{std::clamp(static_cast<double>(p), 0.0, 1.0)});
     });
     const uint64_t one = 1;
     ssize_t n = ::write(efd, &one, sizeof one);
@@ -129,9 +131,13 @@ int run_worker(const RunOptions& o) {
       }
       loaded = true;
       spdlog::info("worker: ready ({})", worker.model_id());
-      control.send({{"event", "ready"},
-                    {"model", worker.model_info()},
-                    {"memory", WorkerServer::memory_info()}});
+      control::Ready ready;
+      ready.model_json = dump_json(worker.model_info());
+      const json memory = WorkerServer::memory_info();
+      for (auto it = memory.begin(); it != memory.end(); ++it) {
+        if (it->is_number_unsigned()) ready.memory[it.key()] = it->get<uint64_t>();
+      }
+      control.send(ready);
     }
     if (fds.size() > 2 && (fds[2].revents & (POLLIN | POLLHUP | POLLERR))) {
       char buf[256];

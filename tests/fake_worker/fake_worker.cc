@@ -32,6 +32,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/control_protocol.h"
 #include "http/server.h"
 #include "http/sse.h"
 
@@ -62,9 +63,9 @@ std::mutex g_gate_mu;
 std::condition_variable g_gate_cv;
 std::map<std::string, bool> g_gates;  // guarded by g_gate_mu
 
-void control_write(const json& event) {
+void control_write(const hangar::control::Event& event) {
   if (g_control_fd < 0) return;
-  std::string line = event.dump() + "\n";
+  std::string line = hangar::control::encode(event) + "\n";
   size_t off = 0;
   while (off < line.size()) {
     ssize_t n = write(g_control_fd, line.data() + off, line.size() - off);
@@ -367,12 +368,12 @@ int main(int argc, char** argv) {
   }
   auto bound = server.listen();
   if (!bound.ok()) {
-    control_write({{"event", "error"}, {"message", bound.status().message()}});
+    control_write(hangar::control::Error{bound.status().message()});
     std::fprintf(stderr, "fake-worker: %s\n", bound.status().message().c_str());
     return 1;
   }
-  control_write({{"event", "listening"}, {"port", *bound}});
-  control_write({{"event", "loading"}, {"progress", 0.0}});
+  control_write(hangar::control::Listening{*bound, ""});
+  control_write(hangar::control::Loading{0.0});
   if (script.crash_at_load) {
     std::fprintf(stderr, "fake-worker: scripted crash at load\n");
     std::fflush(stderr);
@@ -386,12 +387,15 @@ int main(int argc, char** argv) {
       int ev = wait_events(static_cast<int>(std::max<int64_t>(1, left.count())));
       if (ev == 2 || (ev == 1 && !script.ignore_sigterm)) _exit(0);  // nothing in flight yet
     }
-    control_write({{"event", "loading"}, {"progress", 1.0}});
+    control_write(hangar::control::Loading{1.0});
   }
   g_ready = true;
-  control_write({{"event", "ready"},
-                 {"model", {{"id", g_model_id}, {"path", g_model_path}}},
-                 {"memory", script.memory}});
+  hangar::control::Ready ready;
+  ready.model_json = json{{"id", g_model_id}, {"path", g_model_path}}.dump();
+  for (const auto& [device, bytes] : script.memory.items()) {
+    if (bytes.is_number_unsigned()) ready.memory[device] = bytes.get<uint64_t>();
+  }
+  control_write(ready);
   std::fprintf(stderr, "fake-worker: ready on port %d\n", int(*bound));
   std::fflush(stderr);
   while (true) {
