@@ -25,5 +25,6 @@ void register_estimate(CLI::App& root, Commands& commands);
 void register_run(CLI::App& root, Commands& commands);
 void register_serve(CLI::App& root, Commands& commands);
 void register_list(CLI::App& root, Commands& commands);
+void register_pull(CLI::App& root, Commands& commands);
 
 }  // namespace hangar::cli

@@ -59,6 +59,7 @@ int main(int argc, char** argv) {
   hangar::cli::register_tokenize(app, commands);
   hangar::cli::register_serve(app, commands);
   hangar::cli::register_list(app, commands);
+  hangar::cli::register_pull(app, commands);
   hangar::cli::register_generate(app, commands);
   hangar::cli::register_bench(app, commands);
   hangar::cli::register_run(app, commands);

@@ -1,0 +1,99 @@
+// `hangar pull` as a user runs it, against the fake hub started in this process: the model lands
+// in the cache (LLAMA_CACHE or --cache-dir) and its path is printed; --offline names what is
+// missing; progress goes to stderr as plain lines when stderr is not a terminal.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "fake_hub.h"
+#include "support/test_support.h"
+
+namespace hangar {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+std::string trimmed(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+  return s;
+}
+
+class PullTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    tmp_ = testing::make_temp_dir("hangar-pull");
+    for (const char* v :
+         {"HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HOME", "XDG_CACHE_HOME", "HF_TOKEN",
+          "MODEL_ENDPOINT", "LLAMA_OFFLINE", "HANGAR_CACHE_DIR", "HANGAR_OFFLINE"}) {
+      unsetenv(v);
+    }
+    setenv("HOME", (tmp_ + "/home").c_str(), 1);
+    setenv("LLAMA_CACHE", (tmp_ + "/cache").c_str(), 1);
+    ASSERT_TRUE(hub_.start().ok());
+    setenv("HF_ENDPOINT", hub_.endpoint().c_str(), 1);
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(tmp_, ec);
+  }
+  std::string tmp_;
+  testing::FakeHub hub_;
+};
+
+TEST_F(PullTest, DownloadsIntoTheCacheAndPrintsThePath) {
+  HANGAR_REQUIRE_FIXTURES();
+  const std::string model = fixtures + "/models/llama-spm-q4_0.gguf";
+  hub_.add_repo("test/tiny-GGUF",
+                {{"tiny-Q8_0.gguf", "", fixtures + "/models/llama-spm-q8_0.gguf", true},
+                 {"tiny-Q4_K_M.gguf", "", model, true}});
+  auto r = testing::run_command({testing::hangar_binary(), "pull", "test/tiny-GGUF"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string path = trimmed(r.out);
+  EXPECT_EQ(path, tmp_ + "/cache/models--test--tiny-GGUF/snapshots/" +
+                      hub_.commit_of("test/tiny-GGUF") + "/tiny-Q4_K_M.gguf");
+  EXPECT_TRUE(fs::is_symlink(path));
+  EXPECT_EQ(read_file(path), read_file(model));
+  EXPECT_NE(r.err.find("100.0%"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("tiny-Q4_K_M.gguf"), std::string::npos);
+  EXPECT_EQ(r.err.find("\r"), std::string::npos);  // not a terminal: plain lines
+
+  // Offline, the cached copy serves; a model never pulled is named in the error.
+  auto again = testing::run_command(
+      {testing::hangar_binary(), "pull", "--offline", "test/tiny-GGUF:Q4_K_M"});
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(trimmed(again.out), path);
+  auto missing =
+      testing::run_command({testing::hangar_binary(), "pull", "--offline", "test/tiny-GGUF:Q8_0"});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.err.find("test/tiny-GGUF:Q8_0 is not in the cache"), std::string::npos)
+      << missing.err;
+}
+
+TEST_F(PullTest, CacheDirOverridesTheEnvironment) {
+  hub_.add_repo("test/small", {{"small-Q8_0.gguf", std::string(100'000, 'x'), "", true}});
+  const std::string dir = tmp_ + "/elsewhere";
+  auto r =
+      testing::run_command({testing::hangar_binary(), "pull", "--cache-dir", dir, "test/small"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(trimmed(r.out).rfind(dir + "/models--test--small/snapshots/", 0), 0u) << r.out;
+  EXPECT_FALSE(fs::exists(tmp_ + "/cache/models--test--small"));
+}
+
+TEST_F(PullTest, ErrorsSayWhatIsWrong) {
+  auto bad = testing::run_command({testing::hangar_binary(), "pull", "../etc"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("not owner/repo"), std::string::npos) << bad.err;
+  auto absent = testing::run_command({testing::hangar_binary(), "pull", "test/absent"});
+  EXPECT_EQ(absent.exit_code, 1);
+  EXPECT_NE(absent.err.find("404"), std::string::npos) << absent.err;
+}
+
+}  // namespace
+}  // namespace hangar
