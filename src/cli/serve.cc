@@ -19,7 +19,9 @@
 
 #include "cli/command.h"
 #include "common/signals.h"
+#include "download/download.h"
 #include "router/arg_table.h"
+#include "router/registry.h"
 #include "router/router.h"
 
 namespace hangar::cli {
@@ -34,6 +36,10 @@ struct ServeFlags {
   int64_t max_body_memory_mib = 256;
   bool dry_run = false;
   bool json = false;
+  bool offline = false;
+  bool download_only = false;
+  std::string cache_dir;
+  double download_stall_timeout_s = 60;
 };
 
 // A range check for a numeric option that also refuses NaN and infinities (NaN passes every
@@ -77,6 +83,59 @@ std::vector<std::string> worker_args_from_env(const CLI::App& serve_app) {
   return args;
 }
 
+// `serve --download-only`: fetch every model the presets name (hf-repo / model-url) and every
+// --preload model that is not cached, then exit: 0, or 1 naming each failure.
+int download_only(const router::RouterOptions& options) {
+  auto reg = router::Registry::scan(options.sources);
+  if (!reg.ok()) {
+    std::fprintf(stderr, "hangar serve: %s\n", reg.status().message().c_str());
+    return 1;
+  }
+  std::vector<router::ModelConfig> wanted;
+  for (const router::ModelConfig& m : reg->models()) {
+    if (m.path.empty() && (!m.hf_repo.empty() || !m.model_url.empty())) wanted.push_back(m);
+  }
+  int failures = 0;
+  for (const std::string& name : options.preload) {
+    if (reg->resolve(name) != nullptr) continue;
+    if (download::parse_spec(name).ok()) {  // a repository to fetch: owner/repo[:TAG]
+      router::ModelConfig m;
+      m.id = name;
+      m.hf_repo = name;
+      wanted.push_back(m);
+      continue;
+    }
+    std::fprintf(stderr, "hangar serve: --preload names model '%s', which is not known\n",
+                 name.c_str());
+    ++failures;
+  }
+  for (const router::ModelConfig& model : wanted) {
+    const router::ModelConfig* m = &model;
+    const std::string what = m->hf_repo.empty() ? m->model_url : m->hf_repo;
+    std::fprintf(stderr, "downloading %s (%s)\n", m->id.c_str(), what.c_str());
+    auto last = std::chrono::steady_clock::now();
+    auto progress = [&](const download::Progress& p) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last < std::chrono::seconds(5) && p.done != p.total) return;
+      last = now;
+      std::fprintf(stderr, "  %s: %llu of %llu bytes\n", m->id.c_str(),
+                   static_cast<unsigned long long>(p.done), static_cast<unsigned long long>(p.total));
+    };
+    Status result;
+    if (!m->hf_repo.empty()) {
+      result = download::ensure_downloaded(m->hf_repo, options.sources.download, progress).status();
+    } else {
+      result = download::ensure_url(m->model_url, options.sources.download, progress).status();
+    }
+    if (!result.ok()) {
+      std::fprintf(stderr, "hangar serve: %s: %s\n", m->id.c_str(), result.message().c_str());
+      ++failures;
+    }
+  }
+  std::fprintf(stderr, "%zu models to download, %d failed\n", wanted.size(), failures);
+  return failures == 0 ? 0 : 1;
+}
+
 int serve(ServeFlags& f, const CLI::App& app, const std::vector<std::string>& cli_extras) {
   std::vector<std::string> extras = worker_args_from_env(app);
   extras.insert(extras.end(), cli_extras.begin(), cli_extras.end());
@@ -112,6 +171,12 @@ int serve(ServeFlags& f, const CLI::App& app, const std::vector<std::string>& cl
   for (std::string item; std::getline(ss, item, ',');) {
     if (!item.empty()) f.options.preload.push_back(item);
   }
+  f.options.sources.scan_cache = true;
+  f.options.sources.download.offline = f.offline;
+  f.options.sources.download.cache_dir = f.cache_dir;
+  f.options.sources.download.stall_timeout =
+      std::chrono::milliseconds(static_cast<int64_t>(f.download_stall_timeout_s * 1000));
+  if (f.download_only) return download_only(f.options);
   if (f.dry_run) {
     bool preloads_fit = true;
     auto report = router::dry_run_report(f.options, f.json, &preloads_fit);
@@ -174,6 +239,17 @@ void register_serve(CLI::App& root, Commands& commands) {
                 "print each device's budget and every model's estimate and whether it fits, "
                 "then exit (1 when a model that loads at start can never fit)");
   app->add_flag("--json", f->json, "with --dry-run: one JSON object");
+  app->add_flag("--offline", f->offline,
+                "never touch the network: only models already in the cache (also LLAMA_OFFLINE)");
+  app->add_option("--cache-dir", f->cache_dir,
+                  "the model cache hangar writes (default: LLAMA_CACHE, HF_HUB_CACHE, ... as "
+                  "llama.cpp)");
+  app->add_option("--download-stall-timeout", f->download_stall_timeout_s,
+                  "seconds without a byte before a download is retried from its partial file")
+      ->capture_default_str()
+      ->check(finite_range(1, 1e6));
+  app->add_flag("--download-only", f->download_only,
+                "download every model the presets and --preload name, then exit");
   app->add_flag("--models-autoload,!--no-models-autoload", f->options.models_autoload,
                 "load a model when a request names it (default: on)");
   app->add_option("--api-key", f->options.api_key, "require this key (Bearer) on every route "

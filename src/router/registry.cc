@@ -1,6 +1,7 @@
 #include "router/registry.h"
 
 #include <algorithm>
+#include <set>
 #include <charconv>
 #include <filesystem>
 #include <system_error>
@@ -344,6 +345,47 @@ StatusOr<Registry> Registry::scan(const RegistrySources& sources) {
       // Aliases came from the preset: name the line in collision messages.
       origins[i].where = "preset " + preset.file + " line " + std::to_string(alias_lines[0]) +
                          " key 'alias' of [" + models[i].id + "]";
+    }
+  }
+  // hf-repo models whose files are already in the cache (never the network here).
+  for (ModelConfig& m : models) {
+    if (!m.path.empty() || m.hf_repo.empty()) continue;
+    auto cached = download::find_cached(m.hf_repo, sources.download);
+    if (cached.ok() && cached->has_value()) {
+      m.path = (*cached)->path;
+      if (m.mmproj.empty()) m.mmproj = (*cached)->mmproj;
+    }
+  }
+  // Models already in the Hugging Face cache: listed as llama.cpp names them, unless the name is
+  // taken (a models-dir or preset model of that name wins) or a preset serves that hf-repo.
+  if (sources.scan_cache) {
+    std::set<std::string> taken;
+    for (const ModelConfig& m : models) {
+      taken.insert(m.id);
+      taken.insert(m.aliases.begin(), m.aliases.end());
+      if (!m.hf_repo.empty()) taken.insert(m.hf_repo);
+    }
+    for (const download::CachedModel& c : download::list_cache(sources.download)) {
+      if (taken.count(c.id) > 0) continue;
+      ModelConfig m;
+      m.id = c.id;
+      m.path = c.model.path;
+      m.mmproj = c.model.mmproj;
+      m.source = "cache";
+      m.source_file = c.model.root;
+      m.hf_repo = c.id;
+      std::vector<PresetEntry> merged = preset.defaults.entries;
+      std::erase_if(merged, [](const PresetEntry& e) {
+        return e.key == "model" || e.key == "alias" || e.key == "hf-repo" || e.key == "model-url";
+      });
+      for (const PresetEntry& e : sources.cli_args) set_entry(&merged, e);
+      std::vector<int> alias_lines;
+      HANGAR_RETURN_IF_ERROR(apply_entries(preset, merged, &m, &alias_lines));
+      m.path = c.model.path;  // the cache's file, whatever [*] says
+      m.hf_repo = c.id;
+      models.push_back(std::move(m));
+      origins.push_back(NameOrigin{"cache " + c.model.root});
+      taken.insert(c.id);
     }
   }
   // Sort by id while keeping origins aligned.

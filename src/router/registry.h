@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "download/download.h"
 #include "router/preset.h"
 
 namespace hangar::router {
@@ -26,7 +27,7 @@ struct ModelConfig {
   std::vector<std::string> aliases;
   std::string path;    // the main GGUF (first shard); empty when only a download source is known
   std::string mmproj;  // the projector found next to it, or ""
-  std::string source;  // "models-dir" or "preset"
+  std::string source;  // "models-dir", "preset" or "cache"
   std::string source_file;  // the models dir, or the preset file that defines the model
   std::string model_url;
   std::string hf_repo;
@@ -48,6 +49,11 @@ struct RegistrySources {
   // Worker arguments given on the router's command line (highest precedence), as entries with
   // canonical keys; see parse_worker_cli_args().
   std::vector<PresetEntry> cli_args;
+  // The Hugging Face cache (design §5, issue 13): when `scan_cache`, every model already in
+  // the cache roots is listed as `owner/repo:TAG` (after the models dir and the preset, whose
+  // names win); an `hf-repo` preset model whose files are cached gets their path.
+  bool scan_cache = false;
+  download::Options download;
 };
 
 // Turns `--ctx-size 512 -np 2 --jinja` (the router's extra arguments) into entries with

@@ -192,6 +192,121 @@ void Router::Impl::deadline_changed() {
   if (loop) loop->wake();
 }
 
+// --- Downloads ----------------------------------------------------------------------------------
+
+void Router::Impl::download(const std::string& id) {
+  auto reg = registry();
+  const ModelConfig* m = reg ? reg->resolve(id) : nullptr;
+  if (m == nullptr || m->id != id) {
+    scheduler.on_downloaded(id, not_found_error("model '" + id + "' is no longer known"));
+    return;
+  }
+  start_download(*m, true);
+}
+
+void Router::Impl::cancel_download(const std::string& id) {
+  std::lock_guard lock(downloads_mu_);
+  if (auto it = download_tokens_.find(id); it != download_tokens_.end()) it->second.cancel();
+}
+
+void Router::Impl::start_download(const ModelConfig& m, bool in_registry) {
+  std::lock_guard lock(downloads_mu_);
+  if (downloads_closed_) return;
+  download::CancelToken token;
+  download_tokens_[m.id] = token;
+  download_threads_.emplace_back([this, m, in_registry, token] { run_download(m, in_registry, token); });
+}
+
+void Router::Impl::run_download(ModelConfig m, bool in_registry, download::CancelToken token) {
+  const std::string id = m.id;
+  spdlog::info("router: downloading '{}' ({})", id, m.hf_repo.empty() ? m.model_url : m.hf_repo);
+  // Progress: /models and the scheduler at every call, /models/sse at most every 250 ms.
+  auto last_event = std::chrono::steady_clock::time_point{};
+  auto progress = [&](const download::Progress& p) {
+    json files = json::array();
+    for (const download::FileProgress& f : p.files) {
+      files.push_back({{"path", f.path}, {"done", f.done}, {"total", f.total}});
+    }
+    const json value = {{"done", p.done}, {"total", p.total}, {"files", files}};
+    {
+      std::lock_guard lock(downloads_mu_);
+      download_progress_[id] = json_text(value);
+    }
+    if (in_registry && p.total > 0) {
+      scheduler.on_progress(id, static_cast<double>(p.done) / static_cast<double>(p.total));
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_event >= std::chrono::milliseconds(250) || p.done == p.total) {
+      last_event = now;
+      publish(id, "download_progress", json_text({{"status", "downloading"}, {"progress", value}}));
+    }
+  };
+  Status result;
+  if (!m.hf_repo.empty()) {
+    auto local = download::ensure_downloaded(m.hf_repo, options.sources.download, progress, token);
+    if (local.ok()) {
+      std::lock_guard lock(downloads_mu_);
+      downloaded_[id] = *local;
+    } else {
+      result = local.status();
+    }
+  } else {
+    auto path = download::ensure_url(m.model_url, options.sources.download, progress, token);
+    if (path.ok()) {
+      download::LocalModel local;
+      local.id = id;
+      local.path = *path;
+      std::lock_guard lock(downloads_mu_);
+      downloaded_[id] = local;
+    } else {
+      result = path.status();
+    }
+  }
+  {
+    std::lock_guard lock(downloads_mu_);
+    download_progress_.erase(id);
+    download_tokens_.erase(id);
+  }
+  if (result.ok()) {
+    spdlog::info("router: '{}' downloaded", id);
+    publish(id, "download_finished", "{}");
+  } else {
+    spdlog::warn("router: downloading '{}' failed: {}", id, result.message());
+    publish(id, "download_failed", json_text({{"error", result.message()}}));
+  }
+  if (!in_registry) {
+    // A fetch of a new repository (POST /models): it appears through the cache listing.
+    if (result.ok()) {
+      if (Status s = reload_registry(); !s.ok()) spdlog::warn("router: reload: {}", s.message());
+    }
+    return;
+  }
+  if (result.ok()) {
+    // The files are here: estimate (design §5: download → estimate → admission).
+    const NeedEstimate need = estimator.estimate(effective(m));
+    scheduler.set_need(id, need.bytes, need.error);
+  }
+  scheduler.on_downloaded(id, result);
+}
+
+ModelConfig Router::Impl::effective(const ModelConfig& m) const {
+  if (!m.path.empty()) return m;
+  ModelConfig out = m;
+  std::lock_guard lock(downloads_mu_);
+  if (auto it = downloaded_.find(m.id); it != downloaded_.end()) {
+    out.path = it->second.path;
+    if (out.mmproj.empty()) out.mmproj = it->second.mmproj;
+  }
+  return out;
+}
+
+void Router::Impl::mark_downloads(const Registry& reg) {
+  for (const ModelConfig& m : reg.models()) {
+    const bool remote = !m.hf_repo.empty() || !m.model_url.empty();
+    scheduler.set_needs_download(m.id, remote && effective(m).path.empty());
+  }
+}
+
 // --- Control thread -------------------------------------------------------------------------
 
 void Router::Impl::do_spawn(const std::string& id) {
@@ -201,14 +316,13 @@ void Router::Impl::do_spawn(const std::string& id) {
     scheduler.on_exit(id, -1, true, "model '" + id + "' is no longer in the registry");
     return;
   }
-  if (m->path.empty()) {
-    scheduler.on_exit(id, -1, true,
-                      "model '" + id + "' has no local file (hf-repo/model-url downloads are "
-                      "not supported yet); set `model = PATH` in the preset");
+  const ModelConfig config = effective(*m);
+  if (config.path.empty()) {
+    scheduler.on_exit(id, -1, true, "model '" + id + "' has no local file");
     return;
   }
   auto w = std::make_shared<Worker>();
-  w->config = *m;
+  w->config = config;
   w->backend = !options.backend.empty();
   uint16_t port = 0;
   if (w->backend) {
@@ -219,7 +333,7 @@ void Router::Impl::do_spawn(const std::string& id) {
     }
     port = *p;
   }
-  w->argv = worker_argv(*m, port);
+  w->argv = worker_argv(config, port);
   w->port = port;
   w->last_health_change = std::chrono::steady_clock::now();
   {
@@ -482,6 +596,7 @@ void Router::Impl::on_exit(const std::shared_ptr<Worker>& w, const WorkerExit& e
 // --- Registry ---------------------------------------------------------------------------------
 
 Status Router::Impl::reload_registry() {
+  std::lock_guard reloading(reload_mu_);  // one reload at a time (HTTP and finished downloads)
   HANGAR_ASSIGN_OR_RETURN(Registry fresh, Registry::scan(options.sources));
   auto next = std::make_shared<const Registry>(std::move(fresh));
   auto old = registry();
@@ -496,13 +611,14 @@ Status Router::Impl::reload_registry() {
       publish(m.id, "model_remove", "{}");
     }
   }
+  estimate_all(*next);
+  mark_downloads(*next);
   for (const ModelConfig& m : next->models()) {
     const ModelConfig* before = old->resolve(m.id);
-    scheduler.add_model(m.id, m.pin, m.ttl_s, stop_timeout_of(m));
-    const NeedEstimate need = estimator.estimate(m);
-    scheduler.set_need(m.id, need.bytes, need.error);
-    if (before != nullptr && before->id == m.id && !(*before == m)) {
-      (void)scheduler.unload(m.id);  // running with the old config: unload (not running: fine)
+    // Running with another config: unload (not running: fine). A download filling in the path
+    // is not another config.
+    if (before != nullptr && before->id == m.id && !(effective(*before) == effective(m))) {
+      (void)scheduler.unload(m.id);
     }
   }
   publish("*", "models_reload", "{}");
@@ -510,8 +626,13 @@ Status Router::Impl::reload_registry() {
 }
 
 void Router::Impl::estimate_all(const Registry& reg) {
-  for (const ModelConfig& m : reg.models()) {
+  for (const ModelConfig& listed : reg.models()) {
+    const ModelConfig m = effective(listed);
     scheduler.add_model(m.id, m.pin, m.ttl_s, stop_timeout_of(m));
+    if (m.path.empty() && m.memory_mib.empty()) {
+      scheduler.set_need(m.id, {}, "model '" + m.id + "' is not downloaded yet");
+      continue;
+    }
     const NeedEstimate need = estimator.estimate(m);
     if (!need.error.empty()) spdlog::warn("router: {}", need.error);
     for (const auto& [device, bytes] : need.bytes) {
@@ -609,6 +730,7 @@ StatusOr<std::unique_ptr<Router>> Router::create(RouterOptions options) {
   }
   impl->registry_ = std::make_shared<const Registry>(std::move(reg));
   impl->estimate_all(*impl->registry_);
+  impl->mark_downloads(*impl->registry_);
   http::ServerOptions so;
   so.host = impl->options.host;
   so.port = impl->options.port;
@@ -662,6 +784,14 @@ void Router::shutdown(std::chrono::milliseconds grace) {
   }
   impl_->liveness_cv_.notify_all();
   if (impl_->liveness_thread.joinable()) impl_->liveness_thread.join();
+  std::vector<std::thread> downloads;
+  {
+    std::lock_guard lock(impl_->downloads_mu_);
+    impl_->downloads_closed_ = true;
+    for (auto& [id, token] : impl_->download_tokens_) token.cancel();
+    downloads.swap(impl_->download_threads_);
+  }
+  for (auto& t : downloads) t.join();  // a cancelled download returns promptly
   impl_->server->stop();
   // Unload everything: running workers get SIGTERM now (in-flight proxied requests still
   // finish: the worker drains them), SIGKILL after their stop-timeout.

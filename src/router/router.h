@@ -36,6 +36,8 @@ struct RouterOptions {
   // Per device: budget = free at start − margin (design §4). 0 = no memory check.
   uint64_t memory_margin_mib = 1024;
   std::string devices_file;  // replaces the inventory (tests, what-if planning)
+  // Downloads and the model cache (issue 13) go through sources.download; sources.scan_cache
+  // lists what the cache already holds.
   bool models_autoload = true;
   std::string api_key;  // "" = no authentication
   std::chrono::milliseconds queue_timeout{300'000};

@@ -220,10 +220,18 @@ std::string Router::Impl::models_json() const {
     for (const auto& [id, w] : workers_) measured[id] = w->memory_json;
   }
   json data = json::array();
-  for (const ModelConfig& m : reg->models()) {
+  for (const ModelConfig& listed : reg->models()) {
+    const ModelConfig m = effective(listed);  // a downloaded model's path filled in
     const ModelStatus& s = status[m.id];
     json st = {{"value", model_state_name(s.state)}, {"args", worker_argv(m, 0)}};
     if (s.state == ModelState::kLoading) st["progress"] = s.progress;
+    if (s.state == ModelState::kDownloading) {
+      std::lock_guard lock(downloads_mu_);
+      auto it = download_progress_.find(m.id);
+      st["progress"] = it == download_progress_.end()
+                           ? json{{"done", 0}, {"total", 0}, {"files", json::array()}}
+                           : json::parse(it->second, nullptr, false);
+    }
     if (s.failed) {
       st["failed"] = true;
       st["exit_code"] = s.exit_code;
@@ -332,6 +340,93 @@ void Router::Impl::install_routes() {
       return;
     }
     r->on_close([this, id, waiter] { scheduler.cancel_waiter(id, waiter); });
+  }));
+
+  // POST /models {"model":"owner/repo[:TAG]"}: download (llama.cpp's router API). A model the
+  // router knows downloads (without loading); a new repository is fetched into the cache and
+  // then listed.
+  server->route("POST", "/models", guard([this](Request req, std::shared_ptr<Responder> r) {
+    if (Status deep = check_json_depth(req.body); !deep.ok()) {
+      r->send(bad_request(deep.message()));
+      return;
+    }
+    json body = json::parse(req.body, nullptr, false);
+    if (!body.is_object() || !body.contains("model") || !body["model"].is_string()) {
+      r->send(bad_request("field 'model' (a string: owner/repo[:TAG]) is required"));
+      return;
+    }
+    const std::string name = body["model"].get<std::string>();
+    auto reg = registry();
+    if (const ModelConfig* m = reg->resolve(name)) {
+      if (!effective(*m).path.empty()) {
+        r->send(Response::json(200, R"({"success":true,"cached":true})"));
+        return;
+      }
+      Status s = scheduler.fetch(m->id);
+      if (!s.ok()) {
+        r->send(scheduling_error(s));
+        return;
+      }
+      r->send(Response::json(200, R"({"success":true})"));
+      return;
+    }
+    auto spec = download::parse_spec(name);
+    if (!spec.ok()) {
+      r->send(bad_request(spec.status().message()));
+      return;
+    }
+    ModelConfig fetch;
+    fetch.id = spec->to_string();
+    fetch.hf_repo = fetch.id;
+    start_download(fetch, false);
+    r->send(Response::json(200, R"({"success":true})"));
+  }));
+
+  // DELETE /models?model=ID: removes a cached model that is not running (its blobs too, when no
+  // other model uses them); a download in progress is cancelled instead.
+  server->route("DELETE", "/models", guard([this](Request req, std::shared_ptr<Responder> r) {
+    auto name = req.query_param("model");
+    if (!name) {
+      r->send(bad_request("query parameter 'model' is required"));
+      return;
+    }
+    auto reg = registry();
+    const ModelConfig* m = reg->resolve(*name);
+    if (m == nullptr) {
+      r->send(http::error_response(404, "model '" + std::string(*name) + "' not found",
+                                   "not_found_error"));
+      return;
+    }
+    auto st = scheduler.status(m->id);
+    if (st && st->state == ModelState::kDownloading) {
+      (void)scheduler.unload(m->id);
+      r->send(Response::json(200, R"({"success":true,"cancelled":true})"));
+      return;
+    }
+    if (st && st->state != ModelState::kUnloaded) {
+      r->send(bad_request("model '" + m->id + "' is " + std::string(model_state_name(st->state)) +
+                          "; unload it first"));
+      return;
+    }
+    if (m->hf_repo.empty()) {
+      r->send(bad_request("model '" + m->id + "' is not from the model cache (its source is " +
+                          m->source + "); hangar removes only cached downloads"));
+      return;
+    }
+    if (Status s = download::remove_cached(m->hf_repo, options.sources.download); !s.ok()) {
+      r->send(bad_request(s.message()));
+      return;
+    }
+    {
+      std::lock_guard lock(downloads_mu_);
+      downloaded_.erase(m->id);
+    }
+    if (Status s = reload_registry(); !s.ok()) {
+      r->send(http::error_response(500, "removed, but the reload failed: " + s.message(),
+                                   "server_error"));
+      return;
+    }
+    r->send(Response::json(200, R"({"success":true})"));
   }));
 
   server->route("POST", "/models/unload", guard([this](Request req, std::shared_ptr<Responder> r) {

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "devices/devices.h"
+#include "download/download.h"
 #include "http/responder.h"
 #include "http/server.h"
 #include "http/upstream.h"
@@ -71,6 +72,18 @@ struct Router::Impl : public SchedulerHooks {
   void stop(const std::string& id) override;
   void state_changed(const std::string& id, ModelState state) override;
   void deadline_changed() override;
+  void download(const std::string& id) override;
+  void cancel_download(const std::string& id) override;
+
+  // Downloads (design §5, issue 13): each on a thread of its own (the library blocks).
+  // `in_registry`: a model the scheduler knows (it hears the outcome); otherwise a POST /models
+  // fetch of a new repository, which appears through a registry reload.
+  void start_download(const ModelConfig& m, bool in_registry);
+  void run_download(ModelConfig m, bool in_registry, download::CancelToken token);
+  // `m` with its path filled in from a finished download.
+  ModelConfig effective(const ModelConfig& m) const;
+  // Tells the scheduler which models must be downloaded before they load.
+  void mark_downloads(const Registry& reg);
 
   // Control thread.
   void do_spawn(const std::string& id);
@@ -119,6 +132,7 @@ struct Router::Impl : public SchedulerHooks {
   int64_t created_unix = 0;
   bool shut_down = false;
 
+  std::mutex reload_mu_;  // serializes reload_registry()
   mutable std::mutex registry_mu_;
   std::shared_ptr<const Registry> registry_;  // guarded by registry_mu_
 
@@ -139,6 +153,13 @@ struct Router::Impl : public SchedulerHooks {
   std::mutex monitors_mu_;
   std::condition_variable monitors_cv_;
   int monitors_ = 0;  // guarded by monitors_mu_
+
+  mutable std::mutex downloads_mu_;
+  std::map<std::string, download::CancelToken> download_tokens_;  // guarded by downloads_mu_
+  std::map<std::string, download::LocalModel> downloaded_;        // guarded by downloads_mu_
+  std::map<std::string, std::string> download_progress_;           // id → JSON; downloads_mu_
+  std::vector<std::thread> download_threads_;                      // guarded by downloads_mu_
+  bool downloads_closed_ = false;                                  // guarded by downloads_mu_
 
   std::thread liveness_thread;
   std::mutex liveness_mu_;

@@ -34,6 +34,8 @@ void Scheduler::run(Actions& a) {
   for (auto& [id, s] : a.states) hooks_->state_changed(id, s);
   for (const std::string& id : a.stop) hooks_->stop(id);
   for (const std::string& id : a.spawn) hooks_->spawn(id);
+  for (const std::string& id : a.download) hooks_->download(id);
+  for (const std::string& id : a.cancel_download) hooks_->cancel_download(id);
   for (auto& [cb, result] : a.callbacks) cb(std::move(result));
   if (a.deadline_changed) hooks_->deadline_changed();
 }
@@ -90,6 +92,47 @@ void Scheduler::start_load(Entry& e, Actions& a) {
   e.holds.resize(options_.devices.size(), 0);
   set_state(e, ModelState::kLoading, a);
   a.spawn.push_back(e.id);
+}
+
+void Scheduler::start_download(Entry& e, Actions& a) {
+  e.progress = 0;
+  e.failed = false;
+  e.exit_code = 0;
+  e.last_error.clear();
+  set_state(e, ModelState::kDownloading, a);
+  a.download.push_back(e.id);
+}
+
+void Scheduler::set_needs_download(const std::string& id, bool needs) {
+  std::lock_guard lock(mu_);
+  auto it = models_.find(id);
+  if (it != models_.end()) it->second.needs_download = needs;
+}
+
+void Scheduler::on_downloaded(const std::string& id, const Status& result) {
+  Actions a;
+  {
+    std::lock_guard lock(mu_);
+    auto it = models_.find(id);
+    if (it == models_.end() || it->second.state != ModelState::kDownloading) return;
+    Entry& e = it->second;
+    set_state(e, ModelState::kUnloaded, a);
+    if (result.ok()) {
+      e.needs_download = false;
+      e.progress = 0;
+      if (!e.waiters.empty() || e.explicit_load) admit(e, a);
+    } else {
+      e.failed = result.code() != StatusCode::kCancelled;
+      e.exit_code = 0;
+      e.last_error = result.message();
+      e.explicit_load = false;
+      fail_waiters(e, unavailable_error("model '" + id + "' could not be downloaded: " +
+                                        result.message()),
+                   a);
+    }
+    rerun_admission(a);
+  }
+  run(a);
 }
 
 void Scheduler::begin_stop(Entry& e, Actions& a) {
@@ -309,7 +352,11 @@ StatusOr<Scheduler::Acquired> Scheduler::acquire(const std::string& id, bool aut
                                       std::to_string(e.waiters.size()) +
                                       " requests queued (--queue-max); try again later");
     }
-    if (e.state == ModelState::kUnloaded) admit(e, a, &never_fits);
+    if (e.state == ModelState::kUnloaded && e.needs_download) {
+      start_download(e, a);
+    } else if (e.state == ModelState::kUnloaded) {
+      admit(e, a, &never_fits);
+    }
     if (never_fits.ok()) {
       Waiter w{next_waiter_id_++, now_() + options_.queue_timeout, std::move(on_ready)};
       *waiter_id = w.id;
@@ -358,15 +405,32 @@ Status Scheduler::load(const std::string& id) {
     auto it = models_.find(id);
     if (it == models_.end()) return not_found_error("model '" + id + "' not found");
     Entry& e = it->second;
-    if (e.state == ModelState::kUnloaded) {
+    if (e.state == ModelState::kUnloaded && e.needs_download) {
+      e.explicit_load = true;
+      start_download(e, a);
+    } else if (e.state == ModelState::kUnloaded) {
       e.explicit_load = true;
       admit(e, a, &never_fits);
-    } else if (e.state == ModelState::kUnloading || e.state == ModelState::kWaiting) {
+    } else if (e.state == ModelState::kUnloading || e.state == ModelState::kWaiting ||
+               e.state == ModelState::kDownloading) {
       e.explicit_load = true;  // reload after its process exited / keep waiting
     }
   }
   run(a);
   return never_fits;
+}
+
+Status Scheduler::fetch(const std::string& id) {
+  Actions a;
+  {
+    std::lock_guard lock(mu_);
+    auto it = models_.find(id);
+    if (it == models_.end()) return not_found_error("model '" + id + "' not found");
+    Entry& e = it->second;
+    if (e.state == ModelState::kUnloaded && e.needs_download) start_download(e, a);
+  }
+  run(a);
+  return ok_status();
 }
 
 Status Scheduler::unload(const std::string& id) {
@@ -379,9 +443,15 @@ Status Scheduler::unload(const std::string& id) {
     const Status why = unavailable_error("model '" + id + "' was unloaded before it was ready");
     switch (e.state) {
       case ModelState::kUnloaded:
-      case ModelState::kDownloading:
       case ModelState::kSleeping:
         return failed_precondition_error("model '" + id + "' is not running");
+      case ModelState::kDownloading:
+        // Cancelled: the download reports back (Cancelled) and the model returns to unloaded.
+        fail_waiters(e, unavailable_error("model '" + id + "' was unloaded while downloading"),
+                     a);
+        e.explicit_load = false;
+        a.cancel_download.push_back(id);
+        break;
       case ModelState::kWaiting:
         cancel_waiting(e, why, a);
         rerun_admission(a);
@@ -409,7 +479,8 @@ Status Scheduler::unload(const std::string& id) {
 void Scheduler::on_progress(const std::string& id, double progress) {
   std::lock_guard lock(mu_);
   auto it = models_.find(id);
-  if (it != models_.end() && it->second.state == ModelState::kLoading) {
+  if (it != models_.end() && (it->second.state == ModelState::kLoading ||
+                              it->second.state == ModelState::kDownloading)) {
     it->second.progress = progress;
   }
 }

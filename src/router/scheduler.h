@@ -66,6 +66,10 @@ class SchedulerHooks {
   virtual void state_changed(const std::string& id, ModelState state) = 0;
   // next_deadline() may have become earlier: re-arm the timer.
   virtual void deadline_changed() = 0;
+  // Fetch `id`'s missing files (state is now `downloading`); report with on_downloaded().
+  virtual void download(const std::string& /*id*/) {}
+  // Give up `id`'s download (it still reports through on_downloaded(), Cancelled).
+  virtual void cancel_download(const std::string& /*id*/) {}
 };
 
 // One model's scheduling state, for /models.
@@ -104,6 +108,12 @@ class Scheduler {
   // not have makes every load fail, naming it.
   void set_need(const std::string& id, const std::map<std::string, uint64_t>& need,
                 const std::string& error = "");
+  // Whether `id`'s files must be downloaded before it can load (design §5: files → estimate →
+  // admission). A request or load for such a model starts one download (`downloading`), and its
+  // requests wait in the model's queue meanwhile; a download holds no slot and no memory.
+  void set_needs_download(const std::string& id, bool needs);
+  // The download's outcome: OK → admission (call set_need() first); an error fails the waiters.
+  void on_downloaded(const std::string& id, const Status& result);
   // Measured footprint per device of a loaded model: its reservation becomes the larger of
   // the estimate and this.
   void on_measured(const std::string& id, const std::map<std::string, uint64_t>& measured);
@@ -133,6 +143,9 @@ class Scheduler {
   // POST /models/load: loads `id` unless it is running. NotFound for unknown ids; OutOfRange
   // when it can never fit (nothing evicted).
   Status load(const std::string& id);
+  // POST /models: downloads `id`'s missing files without loading it. NotFound; OK when there
+  // is nothing to download or it is already downloading.
+  Status fetch(const std::string& id);
   // POST /models/unload. NotFound; FailedPrecondition when it is not running.
   Status unload(const std::string& id);
 
@@ -172,6 +185,7 @@ class Scheduler {
     std::vector<uint64_t> need;        // estimate, indexed like options_.devices
     std::vector<uint64_t> holds;       // reservation while it has a process
     std::string need_error;            // no estimate: loads fail with this
+    bool needs_download = false;       // files missing: a load starts with a download
     uint64_t use_order = 0;            // larger = more recently used (LRU for admission)
     bool stop_sent = false;            // unloading: hooks->stop() issued
     std::chrono::milliseconds drain_timeout{10'000};
@@ -191,6 +205,8 @@ class Scheduler {
     std::vector<std::string> stop;
     std::vector<std::pair<std::string, ModelState>> states;
     std::vector<std::pair<WaiterCallback, StatusOr<Lease>>> callbacks;
+    std::vector<std::string> download;
+    std::vector<std::string> cancel_download;
     bool deadline_changed = false;
   };
 
@@ -202,6 +218,7 @@ class Scheduler {
   // model fails its waiters with OutOfRange and is returned to `unloaded` (*never_fits set).
   bool admit(Entry& e, Actions& a, Status* never_fits = nullptr);
   void start_load(Entry& e, Actions& a);
+  void start_download(Entry& e, Actions& a);
   void begin_stop(Entry& e, Actions& a);
   void rerun_admission(Actions& a);
   void fail_waiters(Entry& e, const Status& why, Actions& a);

@@ -192,7 +192,7 @@ class HangarProcess {
 class Serve {
  public:
   explicit Serve(std::vector<std::string> args, std::vector<std::string> env = {})
-      : process_(with_serve(std::move(args)), std::move(env)) {
+      : process_(with_serve(std::move(args)), isolated(std::move(env))) {
     port_ = process_.wait_for_port("router: listening on http://");
   }
   uint16_t port() const { return port_; }
@@ -202,6 +202,17 @@ class Serve {
   }
 
  private:
+  // The router lists the models of the Hugging Face cache: a test sees an empty one (no HOME,
+  // no LLAMA_CACHE of the machine's user) unless it sets them.
+  static std::vector<std::string> isolated(std::vector<std::string> env) {
+    for (const char* name : {"HOME=", "LLAMA_CACHE=", "HF_HUB_CACHE=", "HF_HOME=",
+                             "XDG_CACHE_HOME=", "HUGGINGFACE_HUB_CACHE="}) {
+      bool given = false;
+      for (const std::string& e : env) given = given || e.starts_with(name);
+      if (!given) env.push_back(std::string(name) + "/nonexistent/hangar-test-cache");
+    }
+    return env;
+  }
   static std::vector<std::string> with_serve(std::vector<std::string> args) {
     args.insert(args.begin(), {"serve", "--host", "127.0.0.1", "--port", "0"});
     return args;

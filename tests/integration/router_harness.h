@@ -76,6 +76,29 @@ class SseWatcher {
     std::unique_lock lock(mu_);
     return cv_.wait_for(lock, kHangDetector, [&] { return count_locked(model, status) >= n; });
   }
+  // Waits until an event named `event` (download_finished, models_reload...) for `model` came.
+  bool wait_for_event(const std::string& model, const std::string& event) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, kHangDetector, [&] {
+      for (const json& e : events_) {
+        if (e.value("model", "") == model && e.value("event", "") == event) return true;
+      }
+      return false;
+    });
+  }
+  // The states `model` went through, in order (status_change events: one per transition, not
+  // the loading progress updates that model_status also carries).
+  std::vector<std::string> statuses(const std::string& model) {
+    std::lock_guard lock(mu_);
+    std::vector<std::string> out;
+    for (const json& e : events_) {
+      if (e.value("model", "") == model && e.value("event", "") == "status_change" &&
+          e.contains("data") && e["data"].contains("status")) {
+        out.push_back(e["data"]["status"].get<std::string>());
+      }
+    }
+    return out;
+  }
   int count(const std::string& model, const std::string& status) {
     std::lock_guard lock(mu_);
     return count_locked(model, status);
