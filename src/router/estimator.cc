@@ -6,6 +6,7 @@
 #include <charconv>
 #include <thread>
 
+#include "estimate/llama_server_plan.h"
 #include "estimate/memory_plan.h"
 #include "gguf/gguf.h"
 
@@ -30,6 +31,28 @@ std::string identity(const std::string& path) {
   if (path.empty() || stat(path.c_str(), &st) != 0) return "";
   return path + ":" + std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
          std::to_string(st.st_mtim.tv_nsec);
+}
+
+NeedEstimate backend_need(const ModelConfig& m, int n_gpus) {
+  NeedEstimate out;
+  out.source = "llama-server formula";
+  auto args = estimate::parse_llama_server_args(m.worker_args);
+  if (!args.ok()) {
+    out.error = "cannot estimate the memory of model '" + m.id + "': " + args.status().message();
+    return out;
+  }
+  auto file = gguf::GgufFile::open(m.path);
+  if (!file.ok()) {
+    out.error = "cannot estimate the memory of model '" + m.id + "': " + file.status().message();
+    return out;
+  }
+  auto plan = estimate::plan_llama_server(**file, *args, n_gpus);
+  if (!plan.ok()) {
+    out.error = "cannot estimate the memory of model '" + m.id + "': " + plan.status().message();
+    return out;
+  }
+  out.bytes = *plan;
+  return out;
 }
 
 NeedEstimate plan_need(const ModelConfig& m) {
@@ -63,7 +86,7 @@ NeedEstimate plan_need(const ModelConfig& m) {
 
 }  // namespace
 
-NeedEstimate Estimator::estimate(const ModelConfig& m) {
+NeedEstimate Estimator::estimate(const ModelConfig& m, bool backend, int n_gpus) {
   if (!m.memory_mib.empty()) {
     NeedEstimate out;
     out.source = "preset";
@@ -74,14 +97,15 @@ NeedEstimate Estimator::estimate(const ModelConfig& m) {
     return {{}, "model '" + m.id + "' has no local file to estimate", "plan"};
   }
   std::string key = identity(m.path);
-  if (key.empty()) return plan_need(m);  // the error names the file
+  if (key.empty()) return backend ? backend_need(m, n_gpus) : plan_need(m);  // names the file
   for (const std::string& a : m.worker_args) key.append(1, '\x1f').append(a);
   key.append(1, '\x1f').append(identity(m.mmproj));
+  key.append(backend ? "\x1f" "backend:" + std::to_string(n_gpus) : std::string());
   {
     std::lock_guard lock(mu_);
     if (auto it = cache_.find(key); it != cache_.end()) return it->second;
   }
-  NeedEstimate fresh = plan_need(m);
+  NeedEstimate fresh = backend ? backend_need(m, n_gpus) : plan_need(m);
   std::lock_guard lock(mu_);
   cache_[key] = fresh;
   return fresh;

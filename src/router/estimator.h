@@ -4,9 +4,9 @@
 // hangar worker's need is its memory plan (src/estimate, the same function the worker and
 // `hangar estimate` use), read from the GGUF header only.
 //
-// A --backend (llama-server) model is estimated with the same plan on CPU for now: the
-// llama-server placement formula (-ngl over the GPUs) is not built yet (issue 12, left for a
-// later session); give such models a preset `memory=` to budget their GPUs.
+// A --backend (llama-server) model is estimated with the llama-server placement formula
+// (estimate/llama_server_plan.h: layers by -ngl and -ts over the GPUs in order, KV with its
+// layers, compute buffers, a CUDA context per GPU used; docs/estimate.md).
 //
 // Thread-safety: estimate() may be called from any thread; the cache has its own mutex.
 
@@ -27,7 +27,8 @@ struct NeedEstimate {
 
 class Estimator {
  public:
-  NeedEstimate estimate(const ModelConfig& m);
+  // `backend`: the model runs under a llama-server-compatible --backend over `n_gpus` GPUs.
+  NeedEstimate estimate(const ModelConfig& m, bool backend = false, int n_gpus = 0);
 
  private:
   std::mutex mu_;

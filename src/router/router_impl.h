@@ -80,6 +80,7 @@ struct Router::Impl : public SchedulerHooks {
   // fetch of a new repository, which appears through a registry reload.
   void start_download(const ModelConfig& m, bool in_registry);
   void run_download(ModelConfig m, bool in_registry, download::CancelToken token);
+  int gpu_count() const;  // GPUs in the inventory
   // `m` with its path filled in from a finished download.
   ModelConfig effective(const ModelConfig& m) const;
   // Tells the scheduler which models must be downloaded before they load.

@@ -168,5 +168,30 @@ TEST(RouterMemoryE2e, DryRunPrintsBudgetsAndEstimatesAndFailsWhenAPreloadCanNeve
   std::filesystem::remove_all(dir);
 }
 
+TEST(RouterMemoryE2e, ABackendModelIsEstimatedWithTheLlamaServerPlacementOverTheGpus) {
+  HANGAR_REQUIRE_FIXTURES();
+  const auto dir = make_models_dir(fixtures, {"qwen2-f16"});
+  const auto devices = dir / "devices.json";
+  std::ofstream(devices) << R"({"devices":[
+      {"name":"CPU","type":"cpu","total_mib":16000,"free_mib":12000},
+      {"name":"CUDA0","type":"gpu","total_mib":8192,"free_mib":8000}]})";
+  auto plan = [&](const std::string& ngl) {
+    auto r = testing::run_command(
+        {testing::hangar_binary(), "serve", "--models-dir", dir.string(), "--devices-file",
+         devices.string(), "--backend", "llama-server -m {model} --port {port} {args}", "-c",
+         "512", "-ngl", ngl, "--dry-run", "--json"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    json j = json::parse(r.out, nullptr, false);
+    return j.is_discarded() ? json() : j["models"][0];
+  };
+  json all = plan("99");
+  json none = plan("0");
+  EXPECT_EQ(all["source"], "llama-server formula");
+  // Every layer on the GPU: most of the weights leave the host.
+  EXPECT_GT(all["estimate"]["CUDA0"].get<uint64_t>(), none["estimate"].value("CUDA0", 0ull));
+  EXPECT_LT(all["estimate"]["CPU"].get<uint64_t>(), none["estimate"]["CPU"].get<uint64_t>());
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace hangar::e2e
