@@ -14,7 +14,7 @@ namespace hangar::engine {
 namespace {
 
 // Weight rows per tile of a matmul: the tile stays in cache while every token of the step
-// passes over it.
+// passes over it (the batched kernels work on 16 rows at a time).
 constexpr int64_t kRowTile = 16;
 
 void add_rows(float* x, const float* y, int64_t n) {
@@ -133,29 +133,76 @@ int32_t Context::seq_pos_max(int32_t seq) const {
 }
 
 void Context::matmul(const Weight& w, const float* in, int n_tokens, float* out) {
-  const VecDot& k = *w.kernel;
-  const int64_t n_in = w.n_in;
-  const int64_t n_out = w.n_out;
-  const uint8_t* act;
-  size_t stride;
-  if (k.act_type == gguf::GgmlType::kF32) {
-    act = reinterpret_cast<const uint8_t*>(in);
-    stride = static_cast<size_t>(n_in) * sizeof(float);
-  } else {
-    stride = k.act_row_bytes(n_in);
-    uint8_t* dst = act_.data();
-    pool_.parallel_for(n_tokens, [&](int64_t b, int64_t e) {
-      for (int64_t t = b; t < e; ++t) k.from_float(in + t * n_in, dst + t * stride, n_in);
-    });
-    act = dst;
+  const MatmulOut mm{&w, out};
+  matmul_multi(&mm, 1, in, static_cast<int>(w.n_in), n_tokens);
+}
+
+void Context::matmul_multi(const MatmulOut* mm, int n_mm, const float* in, int n_in, int n_tokens) {
+  // Converted activation rows per weight: one conversion per distinct vec_dot type, placed one
+  // after another in act_ (sized for F32 rows, so two quantized or half types fit; a set that
+  // does not is computed one weight at a time).
+  const uint8_t* act[3];
+  size_t stride[3];
+  size_t used = 0;
+  for (int i = 0; i < n_mm; ++i) {
+    const VecDot& k = *mm[i].w->kernel;
+    act[i] = nullptr;
+    if (k.act_type == gguf::GgmlType::kF32) {
+      act[i] = reinterpret_cast<const uint8_t*>(in);
+      stride[i] = static_cast<size_t>(n_in) * sizeof(float);
+      continue;
+    }
+    for (int j = 0; j < i; ++j) {
+      if (mm[j].w->kernel->act_type == k.act_type) {
+        act[i] = act[j];
+        stride[i] = stride[j];
+      }
+    }
+    if (act[i]) continue;
+    stride[i] = k.act_row_bytes(n_in);
+    const size_t need = stride[i] * static_cast<size_t>(n_tokens);
+    if (used + need > act_.size()) {
+      for (int j = 0; j < n_mm; ++j) matmul_multi(&mm[j], 1, in, n_in, n_tokens);
+      return;
+    }
+    uint8_t* dst = act_.data() + used;
+    used += need;
+    const size_t st = stride[i];
+    if (n_tokens == 1) {
+      k.from_float(in, dst, n_in);  // cheaper inline than a parallel region
+    } else {
+      pool_.parallel_for(n_tokens, [&](int64_t b, int64_t e) {
+        for (int64_t t = b; t < e; ++t) k.from_float(in + t * n_in, dst + t * st, n_in);
+      });
+    }
+    act[i] = dst;
   }
-  pool_.parallel_for(n_out, [&](int64_t b, int64_t e) {
-    for (int64_t r0 = b; r0 < e; r0 += kRowTile) {
-      const int64_t r1 = std::min(e, r0 + kRowTile);
-      for (int t = 0; t < n_tokens; ++t) {
-        const uint8_t* a = act + t * stride;
-        float* o = out + static_cast<int64_t>(t) * n_out;
-        for (int64_t r = r0; r < r1; ++r) o[r] = k.dot(n_in, w.row(r), a);
+
+  // Every thread takes its share of every weight's rows, in whole tiles of kRowTile rows, so
+  // both threads stay busy on each matrix and a row's result never depends on the split.
+  pool_.run([&](int ith, int nth) {
+    for (int i = 0; i < n_mm; ++i) {
+      const Weight& w = *mm[i].w;
+      const VecDot& k = *w.kernel;
+      const int64_t n_out = w.n_out;
+      const int64_t tiles = (n_out + kRowTile - 1) / kRowTile;
+      const int64_t per = (tiles + nth - 1) / nth;
+      const int64_t b = std::min(n_out, per * ith * kRowTile);
+      const int64_t e = std::min(n_out, per * (ith + 1) * kRowTile);
+      if (b >= e) continue;
+      float* out = mm[i].out;
+      if (k.gemm) {
+        k.gemm(n_in, w.row(b), w.row_bytes, static_cast<int>(e - b), act[i], stride[i], n_tokens,
+               out + b, static_cast<size_t>(n_out));
+        continue;
+      }
+      for (int64_t r0 = b; r0 < e; r0 += kRowTile) {
+        const int64_t r1 = std::min(e, r0 + kRowTile);
+        for (int t = 0; t < n_tokens; ++t) {
+          const uint8_t* a = act[i] + t * stride[i];
+          float* o = out + static_cast<int64_t>(t) * n_out;
+          for (int64_t r = r0; r < r1; ++r) o[r] = k.dot(n_in, w.row(r), a);
+        }
       }
     }
   });
@@ -195,9 +242,8 @@ void Context::forward(const Batch& batch, int begin, int end) {
   for (int il = 0; il < hp.n_layer; ++il) {
     const LayerWeights& L = W.layers[il];
     for (int t = 0; t < T; ++t) rms_norm(&x_[t * n_embd], L.attn_norm, &xn_[t * n_embd], n_embd, eps);
-    matmul(L.wq, xn_.data(), T, q_.data());
-    matmul(L.wk, xn_.data(), T, k_.data());
-    matmul(L.wv, xn_.data(), T, v_.data());
+    const MatmulOut qkv[3] = {{&L.wq, q_.data()}, {&L.wk, k_.data()}, {&L.wv, v_.data()}};
+    matmul_multi(qkv, 3, xn_.data(), n_embd, T);
 
     // Biases, per-head Q/K norms, rotary embedding; then K and V into the F16 cache.
     uint16_t* k_layer = k_cache_.data() + static_cast<size_t>(il) * n_ctx_ * n_k;
@@ -258,8 +304,8 @@ void Context::forward(const Batch& batch, int begin, int end) {
 
     // SwiGLU feed-forward.
     for (int t = 0; t < T; ++t) rms_norm(&x_[t * n_embd], L.ffn_norm, &xn_[t * n_embd], n_embd, eps);
-    matmul(L.w_gate, xn_.data(), T, gate_.data());
-    matmul(L.w_up, xn_.data(), T, up_.data());
+    const MatmulOut gate_up[2] = {{&L.w_gate, gate_.data()}, {&L.w_up, up_.data()}};
+    matmul_multi(gate_up, 2, xn_.data(), n_embd, T);
     pool_.parallel_for(T, [&](int64_t b, int64_t e) {
       for (int64_t t = b; t < e; ++t) swiglu(&gate_[t * hp.n_ff], &up_[t * hp.n_ff], &gate_[t * hp.n_ff], hp.n_ff);
     });

@@ -26,8 +26,8 @@
 #include <vector>
 
 #include "common/status.h"
-#include "common/thread_pool.h"
 #include "engine/model.h"
+#include "engine/spin_pool.h"
 
 namespace hangar::engine {
 
@@ -95,6 +95,13 @@ class Context {
   void forward(const Batch& batch, int begin, int end);
   // out[t][r] = W row r · act row t for t < n_tokens, over the thread pool.
   void matmul(const Weight& w, const float* in, int n_tokens, float* out);
+  // Up to three matmuls of the same input (Q/K/V, gate/up): the input is converted once per
+  // vec_dot type and both threads share every weight's rows in one parallel region.
+  struct MatmulOut {
+    const Weight* w;
+    float* out;  // [n_tokens][w->n_out]
+  };
+  void matmul_multi(const MatmulOut* mm, int n_mm, const float* in, int n_in, int n_tokens);
 
   const Model& model_;
   const HParams& hp_;
@@ -102,7 +109,7 @@ class Context {
   int n_ctx_seq_ = 0;
   int n_seq_max_ = 0;
   int n_batch_ = 0;
-  ThreadPool pool_;
+  SpinPool pool_;
 
   // KV cache: [n_layer][n_seq_max][n_ctx_seq][n_embd_k_gqa] F16 (V: n_embd_v_gqa).
   std::vector<uint16_t> k_cache_;

@@ -21,14 +21,14 @@ float dot_bf16_ref(int64_t n, const void* w, const void* a) {
 }
 
 #ifdef HANGAR_AVX2
-inline __m256 load_bf16(const uint16_t* p) {
+HANGAR_TARGET_AVX2 inline __m256 load_bf16(const uint16_t* p) {
   const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
 }
 #endif
 
-float dot_bf16(int64_t n, const void* w, const void* a) {
 #ifdef HANGAR_AVX2
+HANGAR_TARGET_AVX2 float dot_bf16_avx2(int64_t n, const void* w, const void* a) {
   const uint16_t* x = static_cast<const uint16_t*>(w);
   const uint16_t* y = static_cast<const uint16_t*>(a);
   __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
@@ -42,10 +42,8 @@ float dot_bf16(int64_t n, const void* w, const void* a) {
   float sum = avx2::hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
   for (int64_t i = n32; i < n; ++i) sum += bf16_to_float(x[i]) * bf16_to_float(y[i]);
   return sum;
-#else
-  return dot_bf16_ref(n, w, a);
-#endif
 }
+#endif
 
 void to_float_bf16(const void* w, float* y, int64_t n) {
   const uint16_t* h = static_cast<const uint16_t*>(w);
@@ -56,7 +54,7 @@ void to_float_bf16(const void* w, float* y, int64_t n) {
 
 const VecDot& vec_dot_bf16() {
   static const VecDot k{gguf::GgmlType::kBF16, gguf::GgmlType::kBF16, 1, 2, 2, from_float_bf16,
-                        from_float_bf16, dot_bf16, dot_bf16_ref, to_float_bf16};
+                        from_float_bf16, HANGAR_PICK_AVX2(dot_bf16_avx2, dot_bf16_ref), dot_bf16_ref, to_float_bf16};
   return k;
 }
 

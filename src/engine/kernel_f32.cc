@@ -18,8 +18,8 @@ float dot_f32_ref(int64_t n, const void* w, const void* a) {
   return static_cast<float>(sum);
 }
 
-float dot_f32(int64_t n, const void* w, const void* a) {
 #ifdef HANGAR_AVX2
+HANGAR_TARGET_AVX2 float dot_f32_avx2(int64_t n, const void* w, const void* a) {
   const float* x = static_cast<const float*>(w);
   const float* y = static_cast<const float*>(a);
   __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
@@ -34,10 +34,8 @@ float dot_f32(int64_t n, const void* w, const void* a) {
   float sum = avx2::hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
   for (int64_t i = n32; i < n; ++i) sum += x[i] * y[i];
   return sum;
-#else
-  return dot_f32_ref(n, w, a);
-#endif
 }
+#endif
 
 void to_float_f32(const void* w, float* y, int64_t n) { copy_f32(static_cast<const float*>(w), y, n); }
 
@@ -45,7 +43,7 @@ void to_float_f32(const void* w, float* y, int64_t n) { copy_f32(static_cast<con
 
 const VecDot& vec_dot_f32() {
   static const VecDot k{gguf::GgmlType::kF32, gguf::GgmlType::kF32, 1, 4, 4, copy_f32, copy_f32,
-                        dot_f32, dot_f32_ref, to_float_f32};
+                        HANGAR_PICK_AVX2(dot_f32_avx2, dot_f32_ref), dot_f32_ref, to_float_f32};
   return k;
 }
 

@@ -39,8 +39,8 @@ float dot_iq4_xs_ref(int64_t n, const void* w, const void* a) {
   return sum;
 }
 
-float dot_iq4_xs(int64_t n, const void* w, const void* a) {
 #ifdef HANGAR_AVX2
+HANGAR_TARGET_AVX2 float dot_iq4_xs_avx2(int64_t n, const void* w, const void* a) {
   const BlockIQ4_XS* x = static_cast<const BlockIQ4_XS*>(w);
   const BlockQ8_K* y = static_cast<const BlockQ8_K*>(a);
   const __m256i book =
@@ -55,13 +55,11 @@ float dot_iq4_xs(int64_t n, const void* w, const void* a) {
       const __m256i dot = avx2::dot_i8_i8(v, avx2::load32(y[b].qs + 32 * g));
       acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(dot, _mm256_set1_epi32(scale_at(x[b], g))));
     }
-    sum += (half_to_float(x[b].d) * y[b].d) * static_cast<float>(avx2::hsum_i32(acc));
+    sum += (avx2::h2f(x[b].d) * y[b].d) * static_cast<float>(avx2::hsum_i32(acc));
   }
   return sum;
-#else
-  return dot_iq4_xs_ref(n, w, a);
-#endif
 }
+#endif
 
 void to_float_iq4_xs(const void* w, float* y, int64_t n) {
   const BlockIQ4_XS* x = static_cast<const BlockIQ4_XS*>(w);
@@ -84,7 +82,7 @@ const VecDot& vec_dot_iq4_xs() {
                         sizeof(BlockQ8_K),
                         quantize_row_q8_k,
                         quantize_row_q8_k_ref,
-                        dot_iq4_xs,
+                        HANGAR_PICK_AVX2(dot_iq4_xs_avx2, dot_iq4_xs_ref),
                         dot_iq4_xs_ref,
                         to_float_iq4_xs};
   return k;

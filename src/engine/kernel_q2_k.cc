@@ -40,8 +40,8 @@ float dot_q2_k_ref(int64_t n, const void* w, const void* a) {
   return sum;
 }
 
-float dot_q2_k(int64_t n, const void* w, const void* a) {
 #ifdef HANGAR_AVX2
+HANGAR_TARGET_AVX2 float dot_q2_k_avx2(int64_t n, const void* w, const void* a) {
   const BlockQ2_K* x = static_cast<const BlockQ2_K*>(w);
   const BlockQ8_K* y = static_cast<const BlockQ8_K*>(a);
   const __m256i three = _mm256_set1_epi8(3);
@@ -58,16 +58,14 @@ float dot_q2_k(int64_t n, const void* w, const void* a) {
         acc = _mm256_add_epi32(acc, avx2::dot_u8_i8_scaled(u, a8, sc[g] & 0x0f, sc[g + 1] & 0x0f));
       }
     }
-    const float dall = y[b].d * half_to_float(x[b].d);
-    const float dmin = y[b].d * half_to_float(x[b].dmin);
+    const float dall = y[b].d * avx2::h2f(x[b].d);
+    const float dmin = y[b].d * avx2::h2f(x[b].dmin);
     sum += dall * static_cast<float>(avx2::hsum_i32(acc)) -
            dmin * static_cast<float>(mins_sum(x[b], y[b]));
   }
   return sum;
-#else
-  return dot_q2_k_ref(n, w, a);
-#endif
 }
+#endif
 
 void to_float_q2_k(const void* w, float* y, int64_t n) {
   const BlockQ2_K* x = static_cast<const BlockQ2_K*>(w);
@@ -87,7 +85,7 @@ void to_float_q2_k(const void* w, float* y, int64_t n) {
 const VecDot& vec_dot_q2_k() {
   static const VecDot k{
       gguf::GgmlType::kQ2_K, gguf::GgmlType::kQ8_K, kQK_K,    sizeof(BlockQ2_K), sizeof(BlockQ8_K),
-      quantize_row_q8_k,     quantize_row_q8_k_ref, dot_q2_k, dot_q2_k_ref,      to_float_q2_k};
+      quantize_row_q8_k,     quantize_row_q8_k_ref, HANGAR_PICK_AVX2(dot_q2_k_avx2, dot_q2_k_ref), dot_q2_k_ref,      to_float_q2_k};
   return k;
 }
 

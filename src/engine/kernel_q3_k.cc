@@ -35,8 +35,8 @@ float dot_q3_k_ref(int64_t n, const void* w, const void* a) {
   return sum;
 }
 
-float dot_q3_k(int64_t n, const void* w, const void* a) {
 #ifdef HANGAR_AVX2
+HANGAR_TARGET_AVX2 float dot_q3_k_avx2(int64_t n, const void* w, const void* a) {
   const BlockQ3_K* x = static_cast<const BlockQ3_K*>(w);
   const BlockQ8_K* y = static_cast<const BlockQ8_K*>(a);
   const __m256i three = _mm256_set1_epi8(3);
@@ -60,13 +60,11 @@ float dot_q3_k(int64_t n, const void* w, const void* a) {
     int offset = 0;  // the + 4 the unsigned u carried
     for (int g = 0; g < 16; ++g) offset += sc[g] * y[b].bsums[g];
     const int isum = avx2::hsum_i32(acc) - 4 * offset;
-    sum += (half_to_float(x[b].d) * y[b].d) * static_cast<float>(isum);
+    sum += (avx2::h2f(x[b].d) * y[b].d) * static_cast<float>(isum);
   }
   return sum;
-#else
-  return dot_q3_k_ref(n, w, a);
-#endif
 }
+#endif
 
 void to_float_q3_k(const void* w, float* y, int64_t n) {
   const BlockQ3_K* x = static_cast<const BlockQ3_K*>(w);
@@ -86,7 +84,7 @@ void to_float_q3_k(const void* w, float* y, int64_t n) {
 const VecDot& vec_dot_q3_k() {
   static const VecDot k{
       gguf::GgmlType::kQ3_K, gguf::GgmlType::kQ8_K, kQK_K,    sizeof(BlockQ3_K), sizeof(BlockQ8_K),
-      quantize_row_q8_k,     quantize_row_q8_k_ref, dot_q3_k, dot_q3_k_ref,      to_float_q3_k};
+      quantize_row_q8_k,     quantize_row_q8_k_ref, HANGAR_PICK_AVX2(dot_q3_k_avx2, dot_q3_k_ref), dot_q3_k_ref,      to_float_q3_k};
   return k;
 }
 

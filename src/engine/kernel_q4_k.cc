@@ -52,8 +52,8 @@ float dot_q4_k_ref(int64_t n, const void* w, const void* a) {
   return sum;
 }
 
-float dot_q4_k(int64_t n, const void* w, const void* a) {
 #ifdef HANGAR_AVX2
+HANGAR_TARGET_AVX2 float dot_q4_k_avx2(int64_t n, const void* w, const void* a) {
   const BlockQ4_K* x = static_cast<const BlockQ4_K*>(w);
   const BlockQ8_K* y = static_cast<const BlockQ8_K*>(a);
   const __m256i nibble = _mm256_set1_epi8(0x0f);
@@ -71,16 +71,14 @@ float dot_q4_k(int64_t n, const void* w, const void* a) {
       acc = _mm256_add_epi32(acc, avx2::dot_u8_i8_scaled(lo, a_lo, s.sc[g], s.sc[g]));
       acc = _mm256_add_epi32(acc, avx2::dot_u8_i8_scaled(hi, a_hi, s.sc[g + 1], s.sc[g + 1]));
     }
-    const float d = y[b].d * half_to_float(x[b].d);
-    const float dmin = y[b].d * half_to_float(x[b].dmin);
+    const float d = y[b].d * avx2::h2f(x[b].d);
+    const float dmin = y[b].d * avx2::h2f(x[b].dmin);
     sum +=
         d * static_cast<float>(avx2::hsum_i32(acc)) - dmin * static_cast<float>(mins_sum(s, y[b]));
   }
   return sum;
-#else
-  return dot_q4_k_ref(n, w, a);
-#endif
 }
+#endif
 
 void to_float_q4_k(const void* w, float* y, int64_t n) {
   const BlockQ4_K* x = static_cast<const BlockQ4_K*>(w);
@@ -101,7 +99,7 @@ void to_float_q4_k(const void* w, float* y, int64_t n) {
 const VecDot& vec_dot_q4_k() {
   static const VecDot k{
       gguf::GgmlType::kQ4_K, gguf::GgmlType::kQ8_K, kQK_K,    sizeof(BlockQ4_K), sizeof(BlockQ8_K),
-      quantize_row_q8_k,     quantize_row_q8_k_ref, dot_q4_k, dot_q4_k_ref,      to_float_q4_k};
+      quantize_row_q8_k,     quantize_row_q8_k_ref, HANGAR_PICK_AVX2(dot_q4_k_avx2, dot_q4_k_ref), dot_q4_k_ref,      to_float_q4_k};
   return k;
 }
 

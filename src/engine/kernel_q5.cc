@@ -35,14 +35,14 @@ float dot_q5_0_ref(int64_t n, const void* w, const void* a) {
   return sum;
 }
 
-float dot_q5_0(int64_t n, const void* w, const void* a) {
 #ifdef HANGAR_AVX2
+HANGAR_TARGET_AVX2 float dot_q5_0_avx2(int64_t n, const void* w, const void* a) {
   const BlockQ5_0* x = static_cast<const BlockQ5_0*>(w);
   const BlockQ8_0* y = static_cast<const BlockQ8_0*>(a);
   __m256 acc = _mm256_setzero_ps();
   const __m256i high = _mm256_set1_epi8(static_cast<char>(0xf0));
   for (int64_t b = 0; b < n / kQK; ++b) {
-    const __m256 d = _mm256_set1_ps(half_to_float(x[b].d) * half_to_float(y[b].d));
+    const __m256 d = _mm256_set1_ps(avx2::h2f(x[b].d) * avx2::h2f(y[b].d));
     // (q | 0xf0) as int8 is q - 16: set those high bits where the fifth bit is clear.
     const __m256i fill = _mm256_andnot_si256(avx2::expand_bits(x[b].qh), high);
     const __m256i qx = _mm256_or_si256(avx2::unpack_nibbles(x[b].qs), fill);
@@ -50,10 +50,8 @@ float dot_q5_0(int64_t n, const void* w, const void* a) {
     acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(avx2::dot_i8_i8(qx, qy)), acc);
   }
   return avx2::hsum(acc);
-#else
-  return dot_q5_0_ref(n, w, a);
-#endif
 }
+#endif
 
 void to_float_q5_0(const void* w, float* y, int64_t n) {
   const BlockQ5_0* x = static_cast<const BlockQ5_0*>(w);
@@ -78,26 +76,24 @@ float dot_q5_1_ref(int64_t n, const void* w, const void* a) {
   return sum;
 }
 
-float dot_q5_1(int64_t n, const void* w, const void* a) {
 #ifdef HANGAR_AVX2
+HANGAR_TARGET_AVX2 float dot_q5_1_avx2(int64_t n, const void* w, const void* a) {
   const BlockQ5_1* x = static_cast<const BlockQ5_1*>(w);
   const BlockQ8_1* y = static_cast<const BlockQ8_1*>(a);
   __m256 acc = _mm256_setzero_ps();
   float summs = 0.0f;
   const __m256i bit4 = _mm256_set1_epi8(0x10);
   for (int64_t b = 0; b < n / kQK; ++b) {
-    summs += half_to_float(x[b].m) * half_to_float(y[b].s);
-    const __m256 d = _mm256_set1_ps(half_to_float(x[b].d) * half_to_float(y[b].d));
+    summs += avx2::h2f(x[b].m) * avx2::h2f(y[b].s);
+    const __m256 d = _mm256_set1_ps(avx2::h2f(x[b].d) * avx2::h2f(y[b].d));
     const __m256i hi = _mm256_and_si256(avx2::expand_bits(x[b].qh), bit4);
     const __m256i qx = _mm256_or_si256(avx2::unpack_nibbles(x[b].qs), hi);
     const __m256i qy = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs));
     acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(avx2::dot_u8_i8(qx, qy)), acc);
   }
   return avx2::hsum(acc) + summs;
-#else
-  return dot_q5_1_ref(n, w, a);
-#endif
 }
+#endif
 
 void to_float_q5_1(const void* w, float* y, int64_t n) {
   const BlockQ5_1* x = static_cast<const BlockQ5_1*>(w);
@@ -113,14 +109,14 @@ void to_float_q5_1(const void* w, float* y, int64_t n) {
 
 const VecDot& vec_dot_q5_0() {
   static const VecDot k{gguf::GgmlType::kQ5_0, gguf::GgmlType::kQ8_0, kQK, sizeof(BlockQ5_0),
-                        sizeof(BlockQ8_0), quantize_row_q8_0, quantize_row_q8_0_ref, dot_q5_0,
+                        sizeof(BlockQ8_0), quantize_row_q8_0, quantize_row_q8_0_ref, HANGAR_PICK_AVX2(dot_q5_0_avx2, dot_q5_0_ref),
                         dot_q5_0_ref, to_float_q5_0};
   return k;
 }
 
 const VecDot& vec_dot_q5_1() {
   static const VecDot k{gguf::GgmlType::kQ5_1, gguf::GgmlType::kQ8_1, kQK, sizeof(BlockQ5_1),
-                        sizeof(BlockQ8_1), quantize_row_q8_1, quantize_row_q8_1_ref, dot_q5_1,
+                        sizeof(BlockQ8_1), quantize_row_q8_1, quantize_row_q8_1_ref, HANGAR_PICK_AVX2(dot_q5_1_avx2, dot_q5_1_ref),
                         dot_q5_1_ref, to_float_q5_1};
   return k;
 }

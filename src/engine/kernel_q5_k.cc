@@ -53,8 +53,8 @@ float dot_q5_k_ref(int64_t n, const void* w, const void* a) {
   return sum;
 }
 
-float dot_q5_k(int64_t n, const void* w, const void* a) {
 #ifdef HANGAR_AVX2
+HANGAR_TARGET_AVX2 float dot_q5_k_avx2(int64_t n, const void* w, const void* a) {
   const BlockQ5_K* x = static_cast<const BlockQ5_K*>(w);
   const BlockQ8_K* y = static_cast<const BlockQ8_K*>(a);
   const __m256i nibble = _mm256_set1_epi8(0x0f);
@@ -75,16 +75,14 @@ float dot_q5_k(int64_t n, const void* w, const void* a) {
       acc = _mm256_add_epi32(acc, avx2::dot_u8_i8_scaled(hi, avx2::load32(y[b].qs + 32 * g + 32),
                                                          s.sc[g + 1], s.sc[g + 1]));
     }
-    const float d = y[b].d * half_to_float(x[b].d);
-    const float dmin = y[b].d * half_to_float(x[b].dmin);
+    const float d = y[b].d * avx2::h2f(x[b].d);
+    const float dmin = y[b].d * avx2::h2f(x[b].dmin);
     sum +=
         d * static_cast<float>(avx2::hsum_i32(acc)) - dmin * static_cast<float>(mins_sum(s, y[b]));
   }
   return sum;
-#else
-  return dot_q5_k_ref(n, w, a);
-#endif
 }
+#endif
 
 void to_float_q5_k(const void* w, float* y, int64_t n) {
   const BlockQ5_K* x = static_cast<const BlockQ5_K*>(w);
@@ -105,7 +103,7 @@ void to_float_q5_k(const void* w, float* y, int64_t n) {
 const VecDot& vec_dot_q5_k() {
   static const VecDot k{
       gguf::GgmlType::kQ5_K, gguf::GgmlType::kQ8_K, kQK_K,    sizeof(BlockQ5_K), sizeof(BlockQ8_K),
-      quantize_row_q8_k,     quantize_row_q8_k_ref, dot_q5_k, dot_q5_k_ref,      to_float_q5_k};
+      quantize_row_q8_k,     quantize_row_q8_k_ref, HANGAR_PICK_AVX2(dot_q5_k_avx2, dot_q5_k_ref), dot_q5_k_ref,      to_float_q5_k};
   return k;
 }
 

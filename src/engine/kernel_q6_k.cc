@@ -34,8 +34,8 @@ float dot_q6_k_ref(int64_t n, const void* w, const void* a) {
   return sum;
 }
 
-float dot_q6_k(int64_t n, const void* w, const void* a) {
 #ifdef HANGAR_AVX2
+HANGAR_TARGET_AVX2 float dot_q6_k_avx2(int64_t n, const void* w, const void* a) {
   const BlockQ6_K* x = static_cast<const BlockQ6_K*>(w);
   const BlockQ8_K* y = static_cast<const BlockQ8_K*>(a);
   const __m256i nibble = _mm256_set1_epi8(0x0f);
@@ -61,13 +61,11 @@ float dot_q6_k(int64_t n, const void* w, const void* a) {
     int offset = 0;  // the + 32 the unsigned u carried
     for (int g = 0; g < 16; ++g) offset += sc[g] * y[b].bsums[g];
     const int isum = avx2::hsum_i32(acc) - 32 * offset;
-    sum += (half_to_float(x[b].d) * y[b].d) * static_cast<float>(isum);
+    sum += (avx2::h2f(x[b].d) * y[b].d) * static_cast<float>(isum);
   }
   return sum;
-#else
-  return dot_q6_k_ref(n, w, a);
-#endif
 }
+#endif
 
 void to_float_q6_k(const void* w, float* y, int64_t n) {
   const BlockQ6_K* x = static_cast<const BlockQ6_K*>(w);
@@ -85,7 +83,7 @@ void to_float_q6_k(const void* w, float* y, int64_t n) {
 const VecDot& vec_dot_q6_k() {
   static const VecDot k{
       gguf::GgmlType::kQ6_K, gguf::GgmlType::kQ8_K, kQK_K,    sizeof(BlockQ6_K), sizeof(BlockQ8_K),
-      quantize_row_q8_k,     quantize_row_q8_k_ref, dot_q6_k, dot_q6_k_ref,      to_float_q6_k};
+      quantize_row_q8_k,     quantize_row_q8_k_ref, HANGAR_PICK_AVX2(dot_q6_k_avx2, dot_q6_k_ref), dot_q6_k_ref,      to_float_q6_k};
   return k;
 }
 

@@ -30,7 +30,7 @@ float quantize_block_ref(const float* x, int8_t* qs, int* sum) {
 }
 
 #ifdef HANGAR_AVX2
-float quantize_block_avx2(const float* x, int8_t* qs, int* sum) {
+HANGAR_TARGET_AVX2 float quantize_block_avx2(const float* x, int8_t* qs, int* sum) {
   __m256 v[4];
   const __m256 sign = _mm256_set1_ps(-0.0f);
   __m256 amax = _mm256_setzero_ps();
@@ -58,15 +58,25 @@ float quantize_block_avx2(const float* x, int8_t* qs, int* sum) {
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(qs), p);
   return d;
 }
-#endif
 
-float quantize_block(const float* x, int8_t* qs, int* sum) {
-#ifdef HANGAR_AVX2
-  return quantize_block_avx2(x, qs, sum);
-#else
-  return quantize_block_ref(x, qs, sum);
-#endif
+HANGAR_TARGET_AVX2 void quantize_row_q8_0_avx2(const float* x, void* y, int64_t n) {
+  BlockQ8_0* out = static_cast<BlockQ8_0*>(y);
+  for (int64_t b = 0; b < n / kQK; ++b) {
+    int sum;
+    out[b].d = _cvtss_sh(quantize_block_avx2(x + b * kQK, out[b].qs, &sum), _MM_FROUND_TO_NEAREST_INT);
+  }
 }
+
+HANGAR_TARGET_AVX2 void quantize_row_q8_1_avx2(const float* x, void* y, int64_t n) {
+  BlockQ8_1* out = static_cast<BlockQ8_1*>(y);
+  for (int64_t b = 0; b < n / kQK; ++b) {
+    int sum;
+    const float d = quantize_block_avx2(x + b * kQK, out[b].qs, &sum);
+    out[b].d = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
+    out[b].s = _cvtss_sh(d * static_cast<float>(sum), _MM_FROUND_TO_NEAREST_INT);
+  }
+}
+#endif
 
 float dot_q8_0_ref(int64_t n, const void* w, const void* a) {
   const BlockQ8_0* x = static_cast<const BlockQ8_0*>(w);
@@ -80,22 +90,20 @@ float dot_q8_0_ref(int64_t n, const void* w, const void* a) {
   return sum;
 }
 
-float dot_q8_0(int64_t n, const void* w, const void* a) {
 #ifdef HANGAR_AVX2
+HANGAR_TARGET_AVX2 float dot_q8_0_avx2(int64_t n, const void* w, const void* a) {
   const BlockQ8_0* x = static_cast<const BlockQ8_0*>(w);
   const BlockQ8_0* y = static_cast<const BlockQ8_0*>(a);
   __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < n / kQK; ++b) {
-    const __m256 d = _mm256_set1_ps(half_to_float(x[b].d) * half_to_float(y[b].d));
+    const __m256 d = _mm256_set1_ps(avx2::h2f(x[b].d) * avx2::h2f(y[b].d));
     const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs));
     const __m256i qy = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[b].qs));
     acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(avx2::dot_i8_i8(qx, qy)), acc);
   }
   return avx2::hsum(acc);
-#else
-  return dot_q8_0_ref(n, w, a);
-#endif
 }
+#endif
 
 void to_float_q8_0(const void* w, float* y, int64_t n) {
   const BlockQ8_0* x = static_cast<const BlockQ8_0*>(w);
@@ -116,11 +124,8 @@ void quantize_row_q8_0_ref(const float* x, void* y, int64_t n) {
 }
 
 void quantize_row_q8_0(const float* x, void* y, int64_t n) {
-  BlockQ8_0* out = static_cast<BlockQ8_0*>(y);
-  for (int64_t b = 0; b < n / kQK; ++b) {
-    int sum;
-    out[b].d = float_to_half(quantize_block(x + b * kQK, out[b].qs, &sum));
-  }
+  static const auto fn = HANGAR_PICK_AVX2(quantize_row_q8_0_avx2, quantize_row_q8_0_ref);
+  fn(x, y, n);
 }
 
 void quantize_row_q8_1_ref(const float* x, void* y, int64_t n) {
@@ -134,19 +139,15 @@ void quantize_row_q8_1_ref(const float* x, void* y, int64_t n) {
 }
 
 void quantize_row_q8_1(const float* x, void* y, int64_t n) {
-  BlockQ8_1* out = static_cast<BlockQ8_1*>(y);
-  for (int64_t b = 0; b < n / kQK; ++b) {
-    int sum;
-    const float d = quantize_block(x + b * kQK, out[b].qs, &sum);
-    out[b].d = float_to_half(d);
-    out[b].s = float_to_half(d * static_cast<float>(sum));
-  }
+  static const auto fn = HANGAR_PICK_AVX2(quantize_row_q8_1_avx2, quantize_row_q8_1_ref);
+  fn(x, y, n);
 }
 
 const VecDot& vec_dot_q8_0() {
   static const VecDot k{gguf::GgmlType::kQ8_0, gguf::GgmlType::kQ8_0, kQK, sizeof(BlockQ8_0),
-                        sizeof(BlockQ8_0), quantize_row_q8_0, quantize_row_q8_0_ref, dot_q8_0,
-                        dot_q8_0_ref, to_float_q8_0};
+                        sizeof(BlockQ8_0), quantize_row_q8_0, quantize_row_q8_0_ref, HANGAR_PICK_AVX2(dot_q8_0_avx2, dot_q8_0_ref),
+                        dot_q8_0_ref, to_float_q8_0,
+                        gemm_q8_0_for(best_isa()), gemm_q8_0_for(Isa::kScalar)};
   return k;
 }
 

@@ -38,7 +38,7 @@ void fill_bsums(BlockQ8_K* b) {
 void zero_block(BlockQ8_K* b) { std::memset(b, 0, sizeof(*b)); }
 
 #ifdef HANGAR_AVX2
-float signed_max_avx2(const float* x) {
+HANGAR_TARGET_AVX2 float signed_max_avx2(const float* x) {
   const __m256 sign = _mm256_set1_ps(-0.0f);
   __m256 amax = _mm256_setzero_ps();
   for (int j = 0; j < kQK_K; j += 8) {
@@ -77,8 +77,9 @@ void quantize_row_q8_k_ref(const float* x, void* y, int64_t n) {
   }
 }
 
-void quantize_row_q8_k(const float* x, void* y, int64_t n) {
 #ifdef HANGAR_AVX2
+namespace {
+HANGAR_TARGET_AVX2 void quantize_row_q8_k_avx2(const float* x, void* y, int64_t n) {
   BlockQ8_K* out = static_cast<BlockQ8_K*>(y);
   for (int64_t b = 0; b < n / kQK_K; ++b, x += kQK_K) {
     const float max = signed_max_avx2(x);
@@ -105,9 +106,13 @@ void quantize_row_q8_k(const float* x, void* y, int64_t n) {
     fill_bsums(&out[b]);
     out[b].d = 1.0f / iscale;
   }
-#else
-  quantize_row_q8_k_ref(x, y, n);
+}
+}  // namespace
 #endif
+
+void quantize_row_q8_k(const float* x, void* y, int64_t n) {
+  static const auto fn = HANGAR_PICK_AVX2(quantize_row_q8_k_avx2, quantize_row_q8_k_ref);
+  fn(x, y, n);
 }
 
 }  // namespace hangar::engine

@@ -70,23 +70,29 @@ void softmax(float* x, int64_t n) {
 namespace {
 
 // acc[i] = F16(F32(acc[i]) * s)
-void scale_f16(uint16_t* acc, int n, float s) {
-  int i = 0;
+void scale_f16_ref(uint16_t* acc, int n, float s) {
+  for (int i = 0; i < n; ++i) acc[i] = float_to_half(half_to_float(acc[i]) * s);
+}
+
+// acc[i] = F16(F32(acc[i]) + F32(v[i]) * s)
+void mad_f16_ref(uint16_t* acc, const uint16_t* v, int n, float s) {
+  for (int i = 0; i < n; ++i) acc[i] = float_to_half(half_to_float(acc[i]) + half_to_float(v[i]) * s);
+}
+
 #ifdef HANGAR_AVX2
+HANGAR_TARGET_AVX2 void scale_f16_avx2(uint16_t* acc, int n, float s) {
+  int i = 0;
   const __m256 sv = _mm256_set1_ps(s);
   for (; i + 8 <= n; i += 8) {
     __m256 a = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(acc + i)));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(acc + i),
                      _mm256_cvtps_ph(_mm256_mul_ps(a, sv), _MM_FROUND_TO_NEAREST_INT));
   }
-#endif
-  for (; i < n; ++i) acc[i] = float_to_half(half_to_float(acc[i]) * s);
+  scale_f16_ref(acc + i, n - i, s);
 }
 
-// acc[i] = F16(F32(acc[i]) + F32(v[i]) * s)
-void mad_f16(uint16_t* acc, const uint16_t* v, int n, float s) {
+HANGAR_TARGET_AVX2 void mad_f16_avx2(uint16_t* acc, const uint16_t* v, int n, float s) {
   int i = 0;
-#ifdef HANGAR_AVX2
   const __m256 sv = _mm256_set1_ps(s);
   for (; i + 8 <= n; i += 8) {
     __m256 a = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(acc + i)));
@@ -94,9 +100,13 @@ void mad_f16(uint16_t* acc, const uint16_t* v, int n, float s) {
     _mm_storeu_si128(reinterpret_cast<__m128i*>(acc + i),
                      _mm256_cvtps_ph(_mm256_fmadd_ps(x, sv, a), _MM_FROUND_TO_NEAREST_INT));
   }
-#endif
-  for (; i < n; ++i) acc[i] = float_to_half(half_to_float(acc[i]) + half_to_float(v[i]) * s);
+  mad_f16_ref(acc + i, v + i, n - i, s);
 }
+#endif
+
+void (*const scale_f16)(uint16_t*, int, float) = HANGAR_PICK_AVX2(scale_f16_avx2, scale_f16_ref);
+void (*const mad_f16)(uint16_t*, const uint16_t*, int, float) =
+    HANGAR_PICK_AVX2(mad_f16_avx2, mad_f16_ref);
 
 }  // namespace
 
@@ -152,7 +162,7 @@ void mad_f32_ref(float* acc, const uint16_t* v, int n, float p) {
 
 #ifdef HANGAR_AVX2
 // r[c] lane i -> r[i] lane c.
-void transpose8(__m256 r[8]) {
+HANGAR_TARGET_AVX2 void transpose8(__m256 r[8]) {
   const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
   const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
   const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
@@ -173,7 +183,7 @@ void transpose8(__m256 r[8]) {
 
 // tile_dots_ref with 8 cells per vector: each lane runs the same chain, so the results are
 // bit-identical.
-void tile_dots_avx2(const float* q, const uint16_t* k, int64_t k_stride, int n, int d, float* s) {
+HANGAR_TARGET_AVX2 void tile_dots_avx2(const float* q, const uint16_t* k, int64_t k_stride, int n, int d, float* s) {
   int j = 0;
   if (d % 8 == 0) {
     for (; j + 8 <= n; j += 8) {
@@ -193,7 +203,7 @@ void tile_dots_avx2(const float* q, const uint16_t* k, int64_t k_stride, int n, 
   tile_dots_ref(q, k + j * k_stride, k_stride, n - j, d, s + j);
 }
 
-void mad_f32_avx2(float* acc, const uint16_t* v, int n, float p) {
+HANGAR_TARGET_AVX2 void mad_f32_avx2(float* acc, const uint16_t* v, int n, float p) {
   const __m256 pv = _mm256_set1_ps(p);
   int i = 0;
   for (; i + 8 <= n; i += 8) {
@@ -211,7 +221,7 @@ void attention_row_tiled_impl(bool simd, const float* q, const uint16_t* k, int6
   auto tile_dots = tile_dots_ref;
   auto mad_f32 = mad_f32_ref;
 #ifdef HANGAR_AVX2
-  if (simd) {
+  if (simd && cpu_features().avx2) {
     tile_dots = tile_dots_avx2;
     mad_f32 = mad_f32_avx2;
   }

@@ -1,18 +1,33 @@
 #pragma once
-// Small AVX2 helpers shared by the kernel files (private to src/engine). Only compiled in when
-// the target has AVX2 and FMA; every caller keeps a scalar path for other targets.
+// Small AVX2 helpers shared by the kernel files (private to src/engine). The engine is built
+// for baseline x86-64 (HANGAR_NATIVE is off by default): every SIMD function is compiled for
+// its instruction set with a target attribute (HANGAR_TARGET_AVX2, HANGAR_TARGET_AVX512) and is
+// called only when cpu_features() says the CPU has it; every caller keeps a scalar path.
 // Pure inline functions.
 
-#if defined(__AVX2__) && defined(__FMA__)
+#include "engine/cpu_features.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define HANGAR_AVX2 1
+// The AVX2 function when the CPU has AVX2, else the scalar reference.
+#define HANGAR_PICK_AVX2(simd, ref) (::hangar::engine::cpu_features().avx2 ? (simd) : (ref))
 #include <immintrin.h>
 
 #include <cstdint>
 #include <cstring>
 
+// AVX2 + FMA + F16C (every AVX2 CPU has the other two).
+#define HANGAR_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
+// AVX-512 F/BW/VL with VNNI (Ice Lake / Zen 4 and later), used on 256-bit vectors.
+#define HANGAR_TARGET_AVX512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+
 namespace hangar::engine::avx2 {
 
-inline float hsum(__m256 v) {
+// F16 bits -> F32 with the F16C instruction (fp16.h's half_to_float is the software fallback
+// when the translation unit is not compiled for F16C; both are exact).
+HANGAR_TARGET_AVX2 inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+HANGAR_TARGET_AVX2 inline float hsum(__m256 v) {
   __m128 lo = _mm256_castps256_ps128(v);
   __m128 hi = _mm256_extractf128_ps(v, 1);
   lo = _mm_add_ps(lo, hi);
@@ -21,7 +36,7 @@ inline float hsum(__m256 v) {
   return _mm_cvtss_f32(lo);
 }
 
-inline int hsum_i32(__m256i v) {
+HANGAR_TARGET_AVX2 inline int hsum_i32(__m256i v) {
   __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
   s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
   s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
@@ -29,14 +44,14 @@ inline int hsum_i32(__m256i v) {
 }
 
 // 16 bytes of nibbles -> 32 bytes: [0..15] the low nibbles, [16..31] the high nibbles.
-inline __m256i unpack_nibbles(const uint8_t* qs) {
+HANGAR_TARGET_AVX2 inline __m256i unpack_nibbles(const uint8_t* qs) {
   const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
   const __m256i both = _mm256_set_m128i(_mm_srli_epi16(packed, 4), packed);
   return _mm256_and_si256(both, _mm256_set1_epi8(0x0f));
 }
 
 // 32 bits -> 32 bytes, byte j = 0xff when bit j is set, else 0.
-inline __m256i expand_bits(const uint8_t* qh) {
+HANGAR_TARGET_AVX2 inline __m256i expand_bits(const uint8_t* qh) {
   uint32_t bits;
   std::memcpy(&bits, qh, 4);
   // Byte j takes source byte j / 8; OR-ing in every bit except j % 8 leaves 0xff only when
@@ -49,14 +64,14 @@ inline __m256i expand_bits(const uint8_t* qh) {
 }
 
 // Sum of products of 32 unsigned bytes u and 32 signed bytes s, as 8 int32 lanes.
-inline __m256i dot_u8_i8(__m256i u, __m256i s) {
+HANGAR_TARGET_AVX2 inline __m256i dot_u8_i8(__m256i u, __m256i s) {
   const __m256i pairs = _mm256_maddubs_epi16(u, s);  // |u| <= 255 is not reached: u <= 127 here
   return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
 }
 
 // Sum of products of two signed byte vectors, as 8 int32 lanes (x, y in [-127, 127] or x in
 // [-16, 15]).
-inline __m256i dot_i8_i8(__m256i x, __m256i y) {
+HANGAR_TARGET_AVX2 inline __m256i dot_i8_i8(__m256i x, __m256i y) {
   const __m256i ax = _mm256_sign_epi8(x, x);
   const __m256i sy = _mm256_sign_epi8(y, x);
   return dot_u8_i8(ax, sy);
@@ -65,7 +80,7 @@ inline __m256i dot_i8_i8(__m256i x, __m256i y) {
 // Sum of products of 32 unsigned bytes u (each <= 63, so no pair saturates) and 32 signed bytes
 // s, the first 16 products weighted by `lo` and the last 16 by `hi`, as 8 int32 lanes. The
 // K-quants' 16-element groups map onto the two 128-bit halves.
-inline __m256i dot_u8_i8_scaled(__m256i u, __m256i s, int lo, int hi) {
+HANGAR_TARGET_AVX2 inline __m256i dot_u8_i8_scaled(__m256i u, __m256i s, int lo, int hi) {
   const __m256i pairs = _mm256_maddubs_epi16(u, s);
   const __m256i scales = _mm256_set_m128i(_mm_set1_epi16(static_cast<int16_t>(hi)),
                                           _mm_set1_epi16(static_cast<int16_t>(lo)));
@@ -73,13 +88,17 @@ inline __m256i dot_u8_i8_scaled(__m256i u, __m256i s, int lo, int hi) {
 }
 
 // 32 bytes -> 32 bytes, byte j = `value` when (x[j] & mask) != 0, else 0.
-inline __m256i select_bit(__m256i x, uint8_t mask, uint8_t value) {
+HANGAR_TARGET_AVX2 inline __m256i select_bit(__m256i x, uint8_t mask, uint8_t value) {
   const __m256i m = _mm256_set1_epi8(static_cast<char>(mask));
   const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(x, m), m);
   return _mm256_and_si256(set, _mm256_set1_epi8(static_cast<char>(value)));
 }
 
-inline __m256i load32(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+HANGAR_TARGET_AVX2 inline __m256i load32(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 
 }  // namespace hangar::engine::avx2
+#endif  // x86-64
+
+#ifndef HANGAR_AVX2
+#define HANGAR_PICK_AVX2(simd, ref) (ref)
 #endif

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "engine/gemm.h"
 #include "gguf/ggml_type.h"
 
 namespace hangar::engine {
@@ -30,6 +31,10 @@ struct VecDot {
   float (*dot_ref)(int64_t n, const void* w, const void* a);
   // Dequantizes n elements of a weight row (get_rows, tests).
   void (*to_float)(const void* w, float* y, int64_t n);
+  // Batched matmul (gemm.h) and its scalar reference, bit-identical to each other; nullptr for
+  // the types without one (the matmul then calls `dot` per row and token).
+  GemmFn gemm = nullptr;
+  GemmFn gemm_ref = nullptr;
 
   size_t weight_row_bytes(int64_t n) const { return static_cast<size_t>(n / block) * weight_block_bytes; }
   size_t act_row_bytes(int64_t n) const { return static_cast<size_t>(n / block) * act_block_bytes; }

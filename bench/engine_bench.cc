@@ -1,0 +1,330 @@
+// engine_bench (issue 14 item 4): the built-in engine's prompt and generation speed on Q4_0, Q8_0
+// and Q4_K_M models of the TinyLlama-1.1B shape (made in a temporary folder in this run), against
+// baselines measured in the same run:
+//   - this machine's read bandwidth with the same thread count: generation is reported as a
+//     fraction of the roofline, model bytes x tokens/s / bandwidth;
+//   - prompt as GFLOP/s (2 x matmul weights x tokens/s; attention not counted);
+//   - HANGAR_BENCH_BASELINE=path/to/hangar: that binary's `hangar bench --json` on the same files,
+//     alternating with our runs (e.g. a build of an older commit), and the ratios;
+//   - HANGAR_LLAMA_BENCH=path/to/llama-bench: llama.cpp's figures on the same files, and ratios.
+// A benchmark, not a test: it prints figures and asserts nothing. Medians of -r repetitions.
+//
+//   engine_bench [-t 2] [-p 128] [-n 64] [-r 3] [--types q4_0,q8_0,q4_k_m] [--small]
+//                [--n-embd N --n-layer N --n-head N --n-head-kv N --n-ff N] [--dir DIR]
+#include <fmt/format.h>
+#include <immintrin.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/context.h"
+#include "engine/cpu_features.h"
+#include "engine/model.h"
+#include "gguf/model_maker.h"
+
+namespace {
+
+using namespace hangar;
+using Clock = std::chrono::steady_clock;
+
+struct Options {
+  int threads = 2;
+  int n_prompt = 128;
+  int n_gen = 64;
+  int reps = 3;
+  std::vector<std::string> types = {"q4_0", "q8_0", "q4_k_m"};
+  int64_t n_embd = 2048, n_layer = 22, n_head = 32, n_head_kv = 4, n_ff = 5632;
+  std::string dir;
+};
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// ---- read bandwidth ----------------------------------------------------------------------------
+
+__attribute__((target("avx2"))) uint64_t read_avx2(const uint8_t* p, size_t n) {
+  __m256i acc = _mm256_setzero_si256();
+  for (size_t i = 0; i + 128 <= n; i += 128) {
+    const __m256i* v = reinterpret_cast<const __m256i*>(p + i);
+    acc = _mm256_add_epi64(acc, _mm256_xor_si256(_mm256_load_si256(v), _mm256_load_si256(v + 1)));
+    acc = _mm256_add_epi64(acc, _mm256_xor_si256(_mm256_load_si256(v + 2), _mm256_load_si256(v + 3)));
+  }
+  alignas(32) uint64_t out[4];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(out), acc);
+  return out[0] + out[1] + out[2] + out[3];
+}
+
+uint64_t read_scalar(const uint8_t* p, size_t n) {
+  uint64_t acc = 0;
+  for (size_t i = 0; i + 8 <= n; i += 8) {
+    uint64_t v;
+    std::memcpy(&v, p + i, 8);
+    acc += v;
+  }
+  return acc;
+}
+
+// GB/s (1e9 bytes) reading a 1 GiB buffer with `threads` threads, best of 5 passes.
+double read_bandwidth(int threads) {
+  const size_t bytes = size_t{1} << 30;
+  auto* buf = static_cast<uint8_t*>(std::aligned_alloc(64, bytes));
+  if (!buf) return 0.0;
+  std::memset(buf, 1, bytes);
+  const bool avx2 = engine::cpu_features().avx2;
+  std::atomic<uint64_t> sink{0};
+  double best = 0.0;
+  for (int pass = 0; pass < 5; ++pass) {
+    const auto t0 = Clock::now();
+    std::vector<std::thread> ts;
+    for (int i = 0; i < threads; ++i) {
+      ts.emplace_back([&, i] {
+        const size_t per = bytes / threads;
+        const uint8_t* p = buf + per * i;
+        sink += avx2 ? read_avx2(p, per) : read_scalar(p, per);
+      });
+    }
+    for (auto& t : ts) t.join();
+    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+    best = std::max(best, static_cast<double>(bytes) / s / 1e9);
+  }
+  std::free(buf);
+  return sink.load() == 42 ? best + 1e-12 : best;
+}
+
+// ---- our engine, in process ---------------------------------------------------------------------
+
+struct Figures {
+  double pp = 0.0;  // tokens/s
+  double tg = 0.0;
+};
+
+std::optional<Figures> run_engine(const engine::Model& model, const Options& o, int reps) {
+  const engine::HParams& hp = model.hparams();
+  auto ctx = engine::Context::create(model, {.n_ctx = o.n_prompt + o.n_gen, .n_seq_max = 1,
+                                             .n_batch = std::max(o.n_prompt, 1), .n_threads = o.threads});
+  if (!ctx.ok()) {
+    std::fprintf(stderr, "engine_bench: %s\n", ctx.status().message().c_str());
+    return std::nullopt;
+  }
+  // The same token ids and steps as `hangar bench`.
+  auto token_at = [&](int i) { return static_cast<engine::TokenId>((static_cast<int64_t>(i) * 7919 + 13) % hp.n_vocab); };
+  std::vector<double> pp_s, tg_s;
+  engine::Batch b;
+  for (int rep = -1; rep < reps; ++rep) {  // rep -1 warms up
+    (*ctx)->seq_remove(0, 0, -1);
+    b.clear();
+    for (int i = 0; i < o.n_prompt; ++i) b.add(token_at(i), i, 0, i + 1 == o.n_prompt);
+    auto t0 = Clock::now();
+    if (!(*ctx)->decode(b).ok()) return std::nullopt;
+    if (rep >= 0) pp_s.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+    t0 = Clock::now();
+    for (int j = 0; j < o.n_gen; ++j) {
+      b.clear();
+      b.add(token_at(o.n_prompt + j), o.n_prompt + j, 0, true);
+      if (!(*ctx)->decode(b).ok()) return std::nullopt;
+    }
+    if (rep >= 0) tg_s.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  return Figures{o.n_prompt / median(pp_s), o.n_gen / median(tg_s)};
+}
+
+// ---- other programs on the same file ------------------------------------------------------------
+
+std::string run_command(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  pclose(p);
+  return out;
+}
+
+std::optional<Figures> run_baseline(const std::string& hangar, const std::string& file, const Options& o) {
+  const std::string out = run_command(fmt::format("'{}' bench -m '{}' -p {} -n {} -t {} -r 1 --json 2>/dev/null",
+                                                  hangar, file, o.n_prompt, o.n_gen, o.threads));
+  try {
+    const auto j = nlohmann::json::parse(out.substr(out.find('{')));
+    return Figures{j.at("pp_tokens_per_s").get<double>(), j.at("tg_tokens_per_s").get<double>()};
+  } catch (...) {
+    std::fprintf(stderr, "engine_bench: baseline gave no figures: %s\n", out.c_str());
+    return std::nullopt;
+  }
+}
+
+std::optional<Figures> run_llama_bench(const std::string& bin, const std::string& file, const Options& o) {
+  const std::string out = run_command(fmt::format("'{}' -m '{}' -p {} -n {} -t {} -r {} -o json 2>/dev/null",
+                                                  bin, file, o.n_prompt, o.n_gen, o.threads, o.reps));
+  try {
+    Figures f;
+    for (const auto& row : nlohmann::json::parse(out.substr(out.find('[')))) {
+      const double ts = row.at("avg_ts").get<double>();
+      if (row.value("n_prompt", 0) > 0) f.pp = ts;
+      if (row.value("n_gen", 0) > 0) f.tg = ts;
+    }
+    return f;
+  } catch (...) {
+    std::fprintf(stderr, "engine_bench: llama-bench gave no figures: %s\n", out.c_str());
+    return std::nullopt;
+  }
+}
+
+// 2 x the weights every token multiplies (every layer matrix and the output; not token_embd).
+double flops_per_token(const engine::Model& m) {
+  const engine::ModelWeights& w = m.weights();
+  double params = static_cast<double>(w.output.n_in) * static_cast<double>(w.output.n_out);
+  for (const auto& l : w.layers) {
+    for (const engine::Weight* x : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) {
+      params += static_cast<double>(x->n_in) * static_cast<double>(x->n_out);
+    }
+  }
+  return 2.0 * params;
+}
+
+int parse_args(int argc, char** argv, Options* o) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto next = [&]() -> const char* { return i + 1 < argc ? argv[++i] : ""; };
+    if (a == "-t") o->threads = std::atoi(next());
+    else if (a == "-p") o->n_prompt = std::atoi(next());
+    else if (a == "-n") o->n_gen = std::atoi(next());
+    else if (a == "-r") o->reps = std::atoi(next());
+    else if (a == "--n-embd") o->n_embd = std::atoll(next());
+    else if (a == "--n-layer") o->n_layer = std::atoll(next());
+    else if (a == "--n-head") o->n_head = std::atoll(next());
+    else if (a == "--n-head-kv") o->n_head_kv = std::atoll(next());
+    else if (a == "--n-ff") o->n_ff = std::atoll(next());
+    else if (a == "--dir") o->dir = next();
+    else if (a == "--small") {  // a quick run: 4 layers of the same width
+      o->n_layer = 4;
+    } else if (a == "--types") {
+      o->types.clear();
+      std::string s = next();
+      for (size_t p = 0; p <= s.size();) {
+        const size_t q = std::min(s.find(',', p), s.size());
+        if (q > p) o->types.push_back(s.substr(p, q - p));
+        p = q + 1;
+      }
+    } else {
+      std::fprintf(stderr, "usage: engine_bench [-t N] [-p N] [-n N] [-r N] [--types q4_0,q8_0,q4_k_m] [--small]\n"
+                           "  [--n-embd N --n-layer N --n-head N --n-head-kv N --n-ff N] [--dir DIR]\n");
+      return 2;
+    }
+  }
+  if (o->threads < 1 || o->n_prompt < 1 || o->n_gen < 1 || o->reps < 1) {
+    std::fprintf(stderr, "engine_bench: -t, -p, -n and -r must be >= 1\n");
+    return 2;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  if (int rc = parse_args(argc, argv, &o)) return rc;
+  bool own_dir = false;
+  if (o.dir.empty()) {
+    char tmpl[] = "/tmp/engine_bench.XXXXXX";
+    if (!mkdtemp(tmpl)) {
+      std::perror("engine_bench: mkdtemp");
+      return 1;
+    }
+    o.dir = tmpl;
+    own_dir = true;
+  }
+  const char* baseline = std::getenv("HANGAR_BENCH_BASELINE");
+  const char* llama = std::getenv("HANGAR_LLAMA_BENCH");
+  const std::string vocab = std::string(HANGAR_FIXTURES_DIR) + "/vocab/ggml-vocab-llama-spm.gguf";
+
+  std::printf("engine_bench: n_embd %lld, %lld layers, %lld heads (%lld KV), n_ff %lld; -p %d -n %d -t %d, median of %d; kernels: %s\n",
+              static_cast<long long>(o.n_embd), static_cast<long long>(o.n_layer), static_cast<long long>(o.n_head),
+              static_cast<long long>(o.n_head_kv), static_cast<long long>(o.n_ff), o.n_prompt, o.n_gen, o.threads,
+              o.reps, engine::cpu_isa_name());
+  const double bw = read_bandwidth(o.threads);
+  std::printf("read bandwidth (%d threads): %.1f GB/s\n", o.threads, bw);
+
+  int rc = 0;
+  for (const std::string& type : o.types) {
+    gguf::ModelSpec spec;
+    spec.name = "bench-" + type;
+    spec.n_embd = o.n_embd;
+    spec.n_layer = o.n_layer;
+    spec.n_head = o.n_head;
+    spec.n_head_kv = o.n_head_kv;
+    spec.n_ff = o.n_ff;
+    spec.n_ctx = 2048;
+    if (std::filesystem::exists(vocab)) spec.vocab_from = vocab;
+    if (!gguf::set_model_type(type, &spec)) {
+      std::fprintf(stderr, "engine_bench: unknown type '%s'\n", type.c_str());
+      return 2;
+    }
+    const std::string file = o.dir + "/bench-" + type + ".gguf";
+    if (!std::filesystem::exists(file)) {
+      if (Status s = gguf::write_model(spec, file); !s.ok()) {
+        std::fprintf(stderr, "engine_bench: %s\n", s.message().c_str());
+        return 1;
+      }
+    }
+    auto model = engine::Model::load(file, engine::LoadOptions{.load_tokenizer = false});
+    if (!model.ok()) {
+      std::fprintf(stderr, "engine_bench: %s\n", model.status().message().c_str());
+      return 1;
+    }
+    const double bytes = static_cast<double>((*model)->file().file_size());
+    // Alternating: one repetition of ours, one of the baseline, reps times.
+    std::vector<double> pp, tg, base_pp, base_tg;
+    for (int rep = 0; rep < o.reps; ++rep) {
+      auto f = run_engine(**model, o, 1);
+      if (!f) return 1;
+      pp.push_back(f->pp);
+      tg.push_back(f->tg);
+      if (baseline) {
+        if (auto g = run_baseline(baseline, file, o)) {
+          base_pp.push_back(g->pp);
+          base_tg.push_back(g->tg);
+        }
+      }
+    }
+    const Figures ours{median(pp), median(tg)};
+    std::printf("\n%s (%.1f MiB)\n", type.c_str(), bytes / (1024.0 * 1024.0));
+    std::printf("  prompt     pp%-4d %8.2f tok/s   %6.1f GFLOP/s   (runs:", o.n_prompt, ours.pp,
+                ours.pp * flops_per_token(**model) / 1e9);
+    for (double v : pp) std::printf(" %.1f", v);
+    std::printf(")\n  generation tg%-4d %8.2f tok/s   %5.1f %% of the roofline (%.1f GB/s of weights; runs:", o.n_gen,
+                ours.tg, 100.0 * bytes * ours.tg / (bw * 1e9), bytes * ours.tg / 1e9);
+    for (double v : tg) std::printf(" %.1f", v);
+    std::printf(")\n");
+    if (!base_pp.empty()) {
+      const Figures b{median(base_pp), median(base_tg)};
+      std::printf("  baseline %s: pp %.2f tok/s, tg %.2f tok/s -> ours / baseline: prompt %.2fx, generation %.2fx\n",
+                  baseline, b.pp, b.tg, ours.pp / b.pp, ours.tg / b.tg);
+    }
+    if (llama) {
+      if (auto l = run_llama_bench(llama, file, o)) {
+        std::printf("  llama-bench: pp %.2f tok/s, tg %.2f tok/s -> ours / llama.cpp: prompt %.2fx, generation %.2fx\n",
+                    l->pp, l->tg, ours.pp / l->pp, ours.tg / l->tg);
+      }
+    }
+    std::fflush(stdout);
+  }
+  if (own_dir) std::filesystem::remove_all(o.dir);
+  return rc;
+}
