@@ -40,6 +40,7 @@ struct ServeFlags {
   bool download_only = false;
   std::string cache_dir;
   double download_stall_timeout_s = 60;
+  double memory_refresh_s = 0;
 };
 
 // A range check for a numeric option that also refuses NaN and infinities (NaN passes every
@@ -171,6 +172,8 @@ int serve(ServeFlags& f, const CLI::App& app, const std::vector<std::string>& cl
   for (std::string item; std::getline(ss, item, ',');) {
     if (!item.empty()) f.options.preload.push_back(item);
   }
+  f.options.memory_refresh =
+      std::chrono::milliseconds(static_cast<int64_t>(f.memory_refresh_s * 1000));
   f.options.sources.scan_cache = true;
   f.options.sources.download.offline = f.offline;
   f.options.sources.download.cache_dir = f.cache_dir;
@@ -233,6 +236,11 @@ void register_serve(CLI::App& root, Commands& commands) {
                   "memory check)")
       ->capture_default_str()
       ->check(finite_range(0, 1 << 30));
+  app->add_option("--memory-refresh", f->memory_refresh_s,
+                  "re-read free memory every this many seconds (budget = free now + what "
+                  "hangar's workers hold - margin; 0: only at start)")
+      ->capture_default_str()
+      ->check(finite_range(0, 1e6));
   app->add_option("--devices-file", f->options.devices_file,
                   "JSON file replacing the device inventory (what-if planning, tests)");
   app->add_flag("--dry-run", f->dry_run,

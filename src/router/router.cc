@@ -290,6 +290,36 @@ void Router::Impl::run_download(ModelConfig m, bool in_registry, download::Cance
   scheduler.on_downloaded(id, result);
 }
 
+void Router::Impl::refresh_memory() {
+  std::vector<devices::Device> devs;
+  {
+    std::lock_guard lock(live_mu_);
+    devs = live_inventory_;
+  }
+  if (Status s = devices::refresh_free(inventory_options, &devs); !s.ok()) {
+    spdlog::debug("router: memory refresh: {}", s.message());
+  }
+  const std::map<std::string, uint64_t> held = measured_by_device();
+  const uint64_t margin = options.memory_margin_mib << 20;
+  std::vector<std::optional<uint64_t>> budgets;
+  for (const devices::Device& d : devs) {
+    if (options.memory_margin_mib == 0) {
+      budgets.emplace_back();
+      continue;
+    }
+    auto h = held.find(d.name);
+    const uint64_t available = d.free + (h == held.end() ? 0 : h->second);
+    budgets.emplace_back(available > margin ? available - margin : 0);
+  }
+  scheduler.set_budgets(budgets);
+  {
+    std::lock_guard lock(live_mu_);
+    live_inventory_ = std::move(devs);
+  }
+  loop->post_at(std::chrono::steady_clock::now() + options.memory_refresh,
+                [this] { refresh_memory(); });
+}
+
 int Router::Impl::gpu_count() const {
   return static_cast<int>(std::count_if(inventory.begin(), inventory.end(), [](const auto& d) {
     return d.type == devices::DeviceType::kGpu;
@@ -696,8 +726,13 @@ std::string Router::Impl::devices_json() const {
   const std::map<std::string, uint64_t> measured = measured_by_device();
   const std::vector<Scheduler::DeviceUse> use = scheduler.device_use();
   json list = json::array();
-  for (size_t i = 0; i < inventory.size() && i < use.size(); ++i) {
-    const devices::Device& d = inventory[i];
+  std::vector<devices::Device> live;
+  {
+    std::lock_guard lock(live_mu_);
+    live = live_inventory_;
+  }
+  for (size_t i = 0; i < live.size() && i < use.size(); ++i) {
+    const devices::Device& d = live[i];
     auto m = measured.find(d.name);
     list.push_back({{"name", d.name},
                     {"type", std::string(devices::device_type_name(d.type))},
@@ -731,6 +766,7 @@ StatusOr<std::unique_ptr<Router>> Router::create(RouterOptions options) {
   if (!note.empty()) spdlog::info("router: {}", note);
   auto impl = std::make_unique<Impl>(std::move(options), std::move(inventory));
   impl->inventory_options = io;
+  impl->live_inventory_ = impl->inventory;
   for (const Scheduler::DeviceUse& d : impl->scheduler.device_use()) {
     spdlog::info("router: device {}: budget {}", d.name,
                  d.budget ? mib(*d.budget) : std::string("unlimited (no memory check)"));
@@ -762,6 +798,10 @@ StatusOr<std::unique_ptr<Router>> Router::create(RouterOptions options) {
 
 StatusOr<uint16_t> Router::start() {
   HANGAR_ASSIGN_OR_RETURN(uint16_t port, impl_->server->listen());
+  if (impl_->options.memory_refresh.count() > 0) {
+    impl_->loop->post_at(std::chrono::steady_clock::now() + impl_->options.memory_refresh,
+                         [impl = impl_.get()] { impl->refresh_memory(); });
+  }
   if (impl_->options.liveness_interval.count() > 0) {
     impl_->liveness_thread = std::thread([impl = impl_.get()] { impl->liveness_loop(); });
   }

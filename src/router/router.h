@@ -36,6 +36,9 @@ struct RouterOptions {
   // Per device: budget = free at start − margin (design §4). 0 = no memory check.
   uint64_t memory_margin_mib = 1024;
   std::string devices_file;  // replaces the inventory (tests, what-if planning)
+  // Re-read free memory this often (0 = never): budget = free now + what hangar's own workers
+  // hold − margin, so other programs' use is seen (design §4).
+  std::chrono::milliseconds memory_refresh{0};
   // Downloads and the model cache (issue 13) go through sources.download; sources.scan_cache
   // lists what the cache already holds.
   bool models_autoload = true;

@@ -125,6 +125,10 @@ struct Router::Impl : public SchedulerHooks {
   RouterOptions options;
   const std::vector<devices::Device> inventory;  // read once at start
   devices::InventoryOptions inventory_options;    // how it was read (NVML or a devices file)
+  mutable std::mutex live_mu_;
+  std::vector<devices::Device> live_inventory_;   // guarded by live_mu_: the last reading
+  // --memory-refresh: re-reads free memory, sets new budgets, and schedules itself again.
+  void refresh_memory();
   Estimator estimator;
   std::string worker_bin;
   std::unique_ptr<http::Server> server;

@@ -292,6 +292,22 @@ uint64_t Scheduler::device_reserved_locked(size_t d) const {
   return sum;
 }
 
+void Scheduler::set_budgets(const std::vector<std::optional<uint64_t>>& budgets) {
+  Actions a;
+  {
+    std::lock_guard lock(mu_);
+    for (size_t d = 0; d < options_.devices.size() && d < budgets.size(); ++d) {
+      if (!budgets[d]) {
+        options_.devices[d].budget.reset();
+        continue;
+      }
+      options_.devices[d].budget = std::max(*budgets[d], device_reserved_locked(d));
+    }
+    rerun_admission(a);
+  }
+  run(a);
+}
+
 std::vector<Scheduler::DeviceUse> Scheduler::device_use() const {
   std::lock_guard lock(mu_);
   std::vector<DeviceUse> out;

@@ -117,6 +117,10 @@ class Scheduler {
   // Measured footprint per device of a loaded model: its reservation becomes the larger of
   // the estimate and this.
   void on_measured(const std::string& id, const std::map<std::string, uint64_t>& measured);
+  // New budgets (--memory-refresh), indexed like SchedulerOptions::devices. A budget never
+  // drops below what is reserved now (the models hold it; no new load fits until it is back).
+  // Room that appeared is offered to waiting models.
+  void set_budgets(const std::vector<std::optional<uint64_t>>& budgets);
   // Per device: name, budget, reserved now (bytes).
   struct DeviceUse {
     std::string name;
@@ -226,7 +230,7 @@ class Scheduler {
   void touch(Entry& e);
   ModelStatus to_status(const Entry& e) const;
 
-  const SchedulerOptions options_;
+  SchedulerOptions options_;  // devices' budgets change under mu_ (set_budgets)
   SchedulerHooks* const hooks_;
   const std::function<SteadyClock::time_point()> now_;
 

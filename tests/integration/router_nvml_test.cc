@@ -79,5 +79,27 @@ TEST_F(RouterNvml, GpusFromNvmlGetBudgetsAndTheirProcessMemoryIsMeasured) {
       << metrics.body;
 }
 
+TEST_F(RouterNvml, MemoryRefreshSeesOtherProgramsUseOfAGpu) {
+  options.memory_margin_mib = 1000;
+  options.memory_refresh = std::chrono::milliseconds(50);
+  start();
+  auto budget_of = [&](const std::string& name) {
+    const json all = devices();
+    for (const json& x : all["devices"]) {
+      if (x["name"] == name) return x["budget"].get<uint64_t>();
+    }
+    return uint64_t{0};
+  };
+  EXPECT_EQ(budget_of("CUDA1"), 11000 * kMiB);
+  // Another program takes 4 GiB of CUDA1: the next refresh lowers its budget.
+  std::ofstream(nvml_file_) << "gpu NVIDIA Fake A 8192 8000\ngpu NVIDIA Fake B 16384 8000\n";
+  const auto deadline = std::chrono::steady_clock::now() + kHangDetector;
+  while (budget_of("CUDA1") != 7000 * kMiB && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(budget_of("CUDA1"), 7000 * kMiB);
+  EXPECT_EQ(budget_of("CUDA0"), 7000 * kMiB);
+}
+
 }  // namespace
 }  // namespace hangar::router::testing
