@@ -111,6 +111,10 @@ Router::Impl::Impl(RouterOptions o, std::vector<devices::Device> inv)
       inventory(std::move(inv)),
       scheduler(scheduler_options(options, inventory), this) {
   worker_bin = options.worker_bin.empty() ? self_exe() : options.worker_bin;
+  if (options.backend.find("{api_key}") != std::string::npos) {
+    worker_key = random_key();
+    if (worker_key.empty()) spdlog::error("router: cannot read /dev/urandom for {{api_key}}");
+  }
   created_unix = std::chrono::duration_cast<std::chrono::seconds>(
                      std::chrono::system_clock::now().time_since_epoch())
                      .count();
@@ -153,7 +157,8 @@ std::vector<std::string> Router::Impl::worker_argv(const ModelConfig& m, uint16_
     }
     std::string w = word;
     for (auto [key, value] : {std::pair<std::string, std::string>{"{model}", m.path},
-                              {"{port}", std::to_string(port)}}) {
+                              {"{port}", std::to_string(port)},
+                              {"{api_key}", worker_key}}) {
       for (size_t p = w.find(key); p != std::string::npos; p = w.find(key, p + value.size())) {
         w.replace(p, key.size(), value);
       }
@@ -318,6 +323,27 @@ void Router::Impl::refresh_memory() {
   }
   loop->post_at(std::chrono::steady_clock::now() + options.memory_refresh,
                 [this] { refresh_memory(); });
+}
+
+http::Headers Router::Impl::worker_auth() const {
+  http::Headers h;
+  if (!worker_key.empty()) h.set("Authorization", "Bearer " + worker_key);
+  return h;
+}
+
+// 32 random bytes as hex, from the kernel's generator.
+std::string random_key() {
+  unsigned char bytes[32] = {};
+  std::FILE* f = std::fopen("/dev/urandom", "rb");
+  size_t got = 0;
+  if (f != nullptr) {
+    got = std::fread(bytes, 1, sizeof bytes, f);
+    std::fclose(f);
+  }
+  if (got != sizeof bytes) return "";
+  std::string out;
+  for (unsigned char b : bytes) out += fmt::format("{:02x}", b);
+  return out;
 }
 
 int Router::Impl::gpu_count() const {
@@ -491,7 +517,8 @@ void Router::Impl::liveness_loop() {
       }
     }
     for (auto& [w, port] : ready) {
-      auto r = http::fetch("GET", "http://127.0.0.1:" + std::to_string(port) + "/health", {}, {},
+      auto r = http::fetch("GET", "http://127.0.0.1:" + std::to_string(port) + "/health", {},
+                           worker_auth(),
                            options.liveness_timeout);
       bool kill = false;
       {
@@ -522,7 +549,8 @@ void Router::Impl::poll_health(std::weak_ptr<Worker> weak) {
     if (w->ready || w->exited || w->stop_requested) return;
     port = w->port;
   }
-  auto r = http::fetch("GET", "http://127.0.0.1:" + std::to_string(port) + "/health", {}, {},
+  auto r = http::fetch("GET", "http://127.0.0.1:" + std::to_string(port) + "/health", {},
+                       worker_auth(),
                        std::chrono::milliseconds(500));
   int status = r.ok() ? r->status : 0;
   bool ready = status == 200;

@@ -48,7 +48,9 @@ struct RouterOptions {
   std::chrono::milliseconds load_timeout{300'000};  // no control event or health change this long
   std::vector<std::string> preload;                 // ids/aliases loaded at start
   // "" = hangar workers. Otherwise a llama-server-compatible command line template with
-  // {model}, {port} and {args}, e.g. "llama-server -m {model} --port {port} {args}".
+  // {model}, {port}, {args} and optionally {api_key} (a random key only the router knows, sent
+  // with every proxied request), e.g. "llama-server -m {model} --port {port} --api-key {api_key}
+  // {args}".
   std::string backend;
   std::string worker_bin;  // the `hangar` binary for workers; "" = this executable
   // Passed to hangar workers as --log-level / --log-format ("" = not passed): workers never

@@ -152,6 +152,12 @@ void Router::Impl::drop_upstream(const std::string& id) {
 void Router::Impl::forward_to(const std::string& id, uint16_t port, Request req,
                               std::shared_ptr<Responder> r) {
   auto up = upstream_for(id, port);
+  // A --backend whose template takes {api_key} gets the key only the router knows, in place of
+  // whatever credentials the client gave the router.
+  if (!worker_key.empty()) {
+    req.headers.remove("X-Api-Key");
+    req.headers.set("Authorization", "Bearer " + worker_key);
+  }
   http::forward(std::move(req), std::move(r), std::move(up),
                 [this, id](const http::ForwardResult&) { scheduler.release(id); });
 }

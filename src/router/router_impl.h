@@ -42,6 +42,8 @@ inline std::string json_text(const nlohmann::json& j) {
 std::vector<DeviceLimit> device_limits(const std::vector<devices::Device>& inventory,
                                        uint64_t margin_mib);
 
+std::string random_key();
+
 struct Worker {
   ~Worker() { process.reset(); }  // joins the monitor thread before the fields it reads go
 
@@ -81,6 +83,8 @@ struct Router::Impl : public SchedulerHooks {
   void start_download(const ModelConfig& m, bool in_registry);
   void run_download(ModelConfig m, bool in_registry, download::CancelToken token);
   int gpu_count() const;  // GPUs in the inventory
+  // The Authorization header for a --backend that takes {api_key}; empty otherwise.
+  http::Headers worker_auth() const;
   // `m` with its path filled in from a finished download.
   ModelConfig effective(const ModelConfig& m) const;
   // Tells the scheduler which models must be downloaded before they load.
@@ -131,6 +135,9 @@ struct Router::Impl : public SchedulerHooks {
   void refresh_memory();
   Estimator estimator;
   std::string worker_bin;
+  // The key a --backend template's {api_key} gets: random, known only to the router, sent with
+  // every request it proxies to that program (other local users cannot use it directly).
+  std::string worker_key;
   std::unique_ptr<http::Server> server;
   Scheduler scheduler;
   std::unique_ptr<TaskLoop> loop;

@@ -100,3 +100,48 @@ TEST(RouterWorkerEnvTest, HangarVariablesOfTheRouterDoNotReachWorkers) {
 
 }  // namespace
 }  // namespace hangar::e2e
+
+namespace hangar::e2e {
+namespace {
+
+// The --port a process was started with (from /proc/PID/cmdline), or 0.
+uint16_t port_argument_of(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
+  std::vector<std::string> args;
+  for (std::string a; std::getline(in, a, '\0');) args.push_back(a);
+  for (size_t i = 0; i + 1 < args.size(); ++i) {
+    if (args[i] == "--port") return static_cast<uint16_t>(std::atoi(args[i + 1].c_str()));
+  }
+  return 0;
+}
+
+TEST(RouterBackendKeyTest, ABackendTakesAKeyOnlyTheRouterKnows) {
+  HANGAR_REQUIRE_FIXTURES();
+  const auto dir = make_models_dir(fixtures, {"llama-spm-f16"});
+  // hangar run itself as the llama-server-compatible backend: it demands the key.
+  Serve serve({"--models-dir", dir.string(), "-c", "256", "--backend",
+               testing::hangar_binary() + " run -m {model} --port {port} --api-key {api_key} {args}"});
+  ASSERT_NE(serve.port(), 0) << serve.process().output();
+  const json body = {{"model", "llama-spm-f16"},
+                     {"messages", {{{"role", "user"}, {"content", "Hi"}}}},
+                     {"max_tokens", 2}};
+  auto through = http::fetch("POST", serve.url("/v1/chat/completions"), body.dump(),
+                             {{"Content-Type", "application/json"}}, kHangDetector);
+  ASSERT_TRUE(through.ok());
+  EXPECT_EQ(through->status, 200) << through->body << serve.process().output();
+  std::vector<pid_t> workers = children_of(serve.process().pid());
+  ASSERT_EQ(workers.size(), 1u);
+  const uint16_t port = port_argument_of(workers[0]);
+  ASSERT_NE(port, 0);
+  // Another local user reaching the worker directly has no key.
+  auto direct = http::fetch("POST", "http://127.0.0.1:" + std::to_string(port) +
+                                        "/v1/chat/completions",
+                            body.dump(), {{"Content-Type", "application/json"}}, kHangDetector);
+  ASSERT_TRUE(direct.ok());
+  EXPECT_EQ(direct->status, 401);
+  EXPECT_EQ(serve.process().stop(SIGTERM), 0) << serve.process().output();
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace hangar::e2e
