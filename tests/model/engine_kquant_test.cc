@@ -17,58 +17,17 @@
 
 #include "engine/context.h"
 #include "engine/model.h"
+#include "model/oracle_ref.h"
 #include "support/test_support.h"
 
 namespace hangar::engine {
 namespace {
 
-struct TopEntry {
-  int id;
-  double logit;
-};
-
-struct PromptRef {
-  std::vector<int> prompt_tokens;
-  std::vector<int> generated;
-  std::vector<std::vector<TopEntry>> top;  // [n_prompt + 32][5]
-};
-
-std::vector<PromptRef> load_ref(const std::string& path) {
-  std::ifstream in(path);
-  nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-  std::vector<PromptRef> out;
-  if (j.is_discarded()) return out;
-  for (const auto& p : j["prompts"]) {
-    PromptRef r;
-    r.prompt_tokens = p["prompt_tokens"].get<std::vector<int>>();
-    r.generated = p["generated"].get<std::vector<int>>();
-    for (const auto& row : p["top"]) {
-      std::vector<TopEntry> e;
-      for (const auto& x : row) e.push_back({x["id"].get<int>(), x["logit"].get<double>()});
-      r.top.push_back(std::move(e));
-    }
-    out.push_back(std::move(r));
-  }
-  return out;
-}
-
-int argmax(const float* x, int n) {
-  int best = 0;
-  for (int i = 1; i < n; ++i) {
-    if (x[i] > x[best]) best = i;  // lowest id wins a tie, as the reference
-  }
-  return best;
-}
-
-// Largest |(ours[id_k] - ours[id_0]) - (ref_k - ref_0)| over the reference's top-5 ids.
-double top5_diff(const float* logits, const std::vector<TopEntry>& ref) {
-  double worst = 0.0;
-  for (const auto& e : ref) {
-    const double ours = static_cast<double>(logits[e.id]) - logits[ref[0].id];
-    worst = std::max(worst, std::fabs(ours - (e.logit - ref[0].logit)));
-  }
-  return worst;
-}
+using testing::argmax;
+using testing::load_ref;
+using testing::PromptRef;
+using testing::top5_diff;
+using testing::TopEntry;
 
 // Our own greedy run: the prompt in one batch, then one token at a time. Returns, per position
 // (prompt positions, then generated steps), the full logits row, and the generated ids.
