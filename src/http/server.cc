@@ -333,6 +333,11 @@ class Exchange {
   }
 
   bool keep_alive() const { return keep_alive_; }
+  // Whether the handler has begun its answer (a head is queued or sent).
+  bool answer_started() const {
+    std::lock_guard lock(mu_);
+    return started_;
+  }
 
   // The connection's loop while the connection exists.
   std::optional<Loop> loop() const;
@@ -690,6 +695,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
           p.error_message = "malformed HTTP request: " + ec.message();
         }
         if (p.error_status == 0) {
+          if (ec == http::error::end_of_stream && current_ && !current_->answer_started() &&
+              buffer_.size() == 0) {
+            // EOF between requests while one is being answered: a client that half-closed
+            // after sending it (shutdown(SHUT_WR)) still waits for the answer, so "no more
+            // requests", not "gone". It is written, then the connection closes. (A client that
+            // really left is noticed when the answer is written. Once a streamed answer has
+            // started, EOF still means gone: streams are cancelled at once.)
+            stopping_ = true;
+            while (current_ && !closing_) co_await reader_signal_.wait(use_awaitable);
+            break;
+          }
           peer_gone();
           break;
         }

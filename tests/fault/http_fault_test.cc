@@ -198,6 +198,29 @@ TEST(HttpFault, BodiesBeyondTheSharedBodyMemoryGet503BeforeBeingRead) {
   EXPECT_EQ(retry->body.size(), 400000u);
 }
 
+TEST(HttpFault, AClientThatHalfClosesAfterItsRequestGetsTheAnswer) {
+  ServerOptions o;
+  auto server = echo_server(o);
+  std::vector<std::thread> answers;
+  server->route("GET", "/slow", [&](Request, std::shared_ptr<Responder> r) {
+    // Answered later, from another thread, as a generation would be.
+    answers.emplace_back([r] {
+      std::this_thread::sleep_for(100ms);
+      r->send(Response::text(200, "late answer"));
+    });
+  });
+  auto port = server->listen();
+  ASSERT_TRUE(port.ok());
+  RawSocket c(*port, 20);
+  ASSERT_TRUE(c.send("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"));
+  c.shutdown_write();
+  const std::string answer = c.read_all();
+  EXPECT_NE(answer.find("200 OK"), std::string::npos) << answer;
+  EXPECT_NE(answer.find("late answer"), std::string::npos) << answer;
+  EXPECT_TRUE(c.peer_closed());  // and then the server closes: no more requests will come
+  for (auto& t : answers) t.join();
+}
+
 TEST(HttpFault, CheckHeadAnswersBeforeTheBodyIsRead) {
   ServerOptions o;
   o.check_head = [](const Request& head) -> std::optional<Response> {

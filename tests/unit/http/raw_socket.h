@@ -83,6 +83,9 @@ class RawSocket {
     fd_ = -1;
   }
 
+  // shutdown(SHUT_WR): "no more requests", while still reading the answer.
+  void shutdown_write() { ::shutdown(fd_, SHUT_WR); }
+
  private:
   int fd_ = -1;
   bool connected_ = false;
