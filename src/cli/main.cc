@@ -44,7 +44,8 @@ std::vector<std::string> llama_spellings(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   CLI::App app{"hangar: many GGUF models behind one OpenAI-compatible endpoint", "hangar"};
-  app.set_version_flag("--version", std::string("hangar ") + hangar::kVersion);
+  app.set_version_flag("--version", std::string("hangar ") + hangar::kVersion + " (" +
+                                        hangar::kBuildInfo + ")");
   app.require_subcommand(1);
   app.allow_extras();  // checked below: only `serve` takes arguments it does not know
   std::string log_level = "info";

@@ -485,7 +485,7 @@ void Router::Impl::install_routes() {
     json p = {{"role", "router"},
               {"max_instances", options.models_max},
               {"models_autoload", options.models_autoload},
-              {"build_info", std::string("hangar ") + kVersion},
+              {"build_info", kBuildInfo},
               {"model_path", ""},
               {"total_slots", 0}};
     r->send(Response::json(200, json_text(p)));

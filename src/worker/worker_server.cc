@@ -1,5 +1,7 @@
 #include "worker/worker_server.h"
 
+#include "common/version.h"
+
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
@@ -301,7 +303,7 @@ void WorkerServer::register_routes(http::Server& server) {
             {"n_ctx_slot", engine_->n_ctx_slot()},
             {"chat_template", template_->name()},
             {"chat_template_fallback", template_->is_fallback()},
-            {"build_info", "hangar"},
+            {"build_info", kBuildInfo},
             {"default_generation_settings",
              {{"n_ctx", engine_->n_ctx_slot()},
               {"params",

@@ -1,5 +1,7 @@
 // Router integration: the HTTP API (design §7) against fake workers: routing by body and query,
 // aliases, errors with llama.cpp's codes, API key, /models shapes, reload, presets.
+#include <regex>
+
 #include "integration/router_harness.h"
 
 namespace hangar::router::testing {
@@ -148,4 +150,13 @@ TEST_F(RouterHarness, StreamsPassThroughChunkByChunk) {
 }
 
 }  // namespace
+TEST_F(RouterHarness, PropsBuildInfoHasLlamaCppsForm) {
+  start();
+  json props = json::parse(get("/props").body, nullptr, false);
+  ASSERT_TRUE(props.is_object());
+  const std::string info = props.value("build_info", "");
+  // b<commit count>-<short hash>, as llama.cpp ("b0-unknown" outside a git checkout).
+  EXPECT_TRUE(std::regex_match(info, std::regex("b[0-9]+-([0-9a-f]{7,}|unknown)"))) << info;
+}
+
 }  // namespace hangar::router::testing
