@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -21,6 +22,7 @@
 
 #include "cli/command.h"
 #include "common/status.h"
+#include "download/download.h"
 #include "router/arg_table.h"
 #include "worker/run_worker.h"
 
@@ -106,6 +108,46 @@ Status apply(const LlamaOptions& l, worker::WorkerOptions* w) {
   return ok_status();
 }
 
+struct HubOptions {
+  std::string spec;  // -hf owner/repo[:TAG]
+  bool offline = false;
+  std::string cache_dir;
+};
+
+// -m or -hf: with -hf, the model comes from the cache, downloaded first when missing (as
+// llama-server -hf). Returns an exit code, 0 when the worker can start.
+int resolve_model(const HubOptions& hub, worker::WorkerOptions* w) {
+  if (hub.spec.empty()) {
+    if (w->model_path.empty()) {
+      std::fprintf(stderr, "hangar run: give the model: -m FILE or -hf owner/repo[:TAG]\n");
+      return 2;
+    }
+    return 0;
+  }
+  if (!w->model_path.empty()) {
+    std::fprintf(stderr, "hangar run: -m and -hf both name a model; give one\n");
+    return 2;
+  }
+  download::Options opts;
+  opts.offline = hub.offline;
+  opts.cache_dir = hub.cache_dir;
+  auto last = std::chrono::steady_clock::now();
+  auto progress = [&](const download::Progress& p) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last < std::chrono::seconds(5) && p.done != p.total) return;
+    last = now;
+    spdlog::info("run: downloading {}: {} of {} bytes", hub.spec, p.done, p.total);
+  };
+  auto local = download::ensure_downloaded(hub.spec, opts, progress);
+  if (!local.ok()) {
+    std::fprintf(stderr, "hangar run: %s\n", local.status().message().c_str());
+    return 1;
+  }
+  w->model_path = local->path;
+  if (w->alias.empty()) w->alias = local->id;
+  return 0;
+}
+
 }  // namespace
 
 void register_run(CLI::App& root, Commands& commands) {
@@ -114,7 +156,14 @@ void register_run(CLI::App& root, Commands& commands) {
   auto o = std::make_shared<worker::RunOptions>();
   auto l = std::make_shared<LlamaOptions>();
   o->worker.n_threads = std::max(1u, std::thread::hardware_concurrency());
-  app->add_option("-m,--model", o->worker.model_path, "The GGUF model file")->required();
+  auto hub = std::make_shared<HubOptions>();
+  app->add_option("-m,--model", o->worker.model_path, "The GGUF model file");
+  app->add_option("--hf-repo", hub->spec,
+                  "owner/repo[:TAG] from the Hugging Face hub (also -hf): downloaded into the "
+                  "model cache first unless it is there");
+  app->add_flag("--offline", hub->offline,
+                "never touch the network: -hf only from the cache (also LLAMA_OFFLINE)");
+  app->add_option("--cache-dir", hub->cache_dir, "the model cache (default as llama.cpp)");
   app->add_option("-c,--ctx-size", o->worker.n_ctx,
                   "Total context (KV positions) shared by the slots")
       ->capture_default_str();
@@ -174,7 +223,8 @@ void register_run(CLI::App& root, Commands& commands) {
     }
   }
 
-  commands.push_back({app, [o, l]() {
+  commands.push_back({app, [o, l, hub]() {
+                        if (int rc = resolve_model(*hub, &o->worker); rc != 0) return rc;
                         for (const std::string& name : l->ignored) {
                           spdlog::info("{} ignored: it has no effect on hangar's CPU engine", name);
                         }

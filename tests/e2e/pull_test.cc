@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "e2e/router_process.h"
 #include "fake_hub.h"
 #include "support/test_support.h"
 
@@ -93,6 +94,56 @@ TEST_F(PullTest, ErrorsSayWhatIsWrong) {
   auto absent = testing::run_command({testing::hangar_binary(), "pull", "test/absent"});
   EXPECT_EQ(absent.exit_code, 1);
   EXPECT_NE(absent.err.find("404"), std::string::npos) << absent.err;
+}
+
+}  // namespace
+}  // namespace hangar
+
+namespace hangar {
+namespace {
+
+TEST_F(PullTest, RunDashHfDownloadsThenServesTheModel) {
+  HANGAR_REQUIRE_FIXTURES();
+  hub_.add_repo("test/qwen-GGUF",
+                {{"qwen-Q8_0.gguf", "", fixtures + "/models/qwen2-f16.gguf", true}});
+  e2e::HangarProcess run({"run", "-hf", "test/qwen-GGUF:Q8_0", "-c", "256", "--host",
+                          "127.0.0.1", "--port", "0"});
+  const uint16_t port = run.wait_for_port("worker: listening on ");
+  ASSERT_NE(port, 0) << run.output();
+  ASSERT_TRUE(run.wait_for_line("worker: ready (")) << run.output();
+  auto models = http::fetch("GET", "http://127.0.0.1:" + std::to_string(port) + "/v1/models");
+  ASSERT_TRUE(models.ok());
+  EXPECT_NE(models->body.find("test/qwen-GGUF:Q8_0"), std::string::npos) << models->body;
+  EXPECT_EQ(hub_.seen("qwen-Q8_0.gguf").size(), 1u);
+  EXPECT_EQ(run.stop(SIGTERM), 0) << run.output();
+  // Offline, it starts from the cache without asking the hub.
+  e2e::HangarProcess offline({"run", "-hf", "test/qwen-GGUF:Q8_0", "--offline", "-c", "256",
+                              "--host", "127.0.0.1", "--port", "0"});
+  ASSERT_NE(offline.wait_for_port("worker: listening on "), 0) << offline.output();
+  EXPECT_EQ(hub_.seen("/refs").size(), 1u);  // only the first run resolved on the hub
+}
+
+TEST_F(PullTest, ServeDownloadOnlyFetchesThePresetModelsAndExits) {
+  HANGAR_REQUIRE_FIXTURES();
+  hub_.add_repo("test/qwen-GGUF",
+                {{"qwen-Q8_0.gguf", "", fixtures + "/models/qwen2-f16.gguf", true}});
+  const std::string preset = tmp_ + "/models.ini";
+  std::ofstream(preset) << "version = 1\n[qwen]\nhf-repo = test/qwen-GGUF:Q8_0\n"
+                        << "[gone]\nhf-repo = test/missing-GGUF:Q8_0\n";
+  auto r = testing::run_command(
+      {testing::hangar_binary(), "serve", "--models-preset", preset, "--download-only"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;  // one of the two does not exist on the hub
+  EXPECT_NE(r.err.find("gone"), std::string::npos) << r.err;
+  auto listed = testing::run_command({testing::hangar_binary(), "pull", "--offline",
+                                      "test/qwen-GGUF:Q8_0"});
+  EXPECT_EQ(listed.exit_code, 0) << listed.err;  // it is in the cache now
+  // --offline: the missing one is named, nothing is asked of the hub.
+  const size_t asked = hub_.seen("/refs").size();
+  auto offline = testing::run_command({testing::hangar_binary(), "serve", "--models-preset",
+                                       preset, "--download-only", "--offline"});
+  EXPECT_EQ(offline.exit_code, 1);
+  EXPECT_NE(offline.err.find("test/missing-GGUF:Q8_0"), std::string::npos) << offline.err;
+  EXPECT_EQ(hub_.seen("/refs").size(), asked);
 }
 
 }  // namespace
