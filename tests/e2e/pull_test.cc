@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "e2e/router_process.h"
 #include "fake_hub.h"
@@ -137,6 +138,19 @@ TEST_F(PullTest, ServeDownloadOnlyFetchesThePresetModelsAndExits) {
   auto listed = testing::run_command({testing::hangar_binary(), "pull", "--offline",
                                       "test/qwen-GGUF:Q8_0"});
   EXPECT_EQ(listed.exit_code, 0) << listed.err;  // it is in the cache now
+  // `hangar list` shows the cache's models, with their size and source, beside the preset's.
+  auto list = testing::run_command({testing::hangar_binary(), "list", "--json"});
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  nlohmann::json models = nlohmann::json::parse(list.out, nullptr, false);
+  ASSERT_TRUE(models.is_array()) << list.out;
+  bool seen = false;
+  for (const auto& m : models) {
+    if (m.value("id", "") != "test/qwen-GGUF:Q8_0") continue;
+    seen = true;
+    EXPECT_EQ(m.value("source", ""), "cache");
+    EXPECT_EQ(m.value("size", 0ull), fs::file_size(fixtures + "/models/qwen2-f16.gguf"));
+  }
+  EXPECT_TRUE(seen) << list.out;
   // --offline: the missing one is named, nothing is asked of the hub.
   const size_t asked = hub_.seen("/refs").size();
   auto offline = testing::run_command({testing::hangar_binary(), "serve", "--models-preset",
