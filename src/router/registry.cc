@@ -1,6 +1,7 @@
 #include "router/registry.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 #include <charconv>
 #include <filesystem>
@@ -358,15 +359,29 @@ StatusOr<Registry> Registry::scan(const RegistrySources& sources) {
   }
   // Models already in the Hugging Face cache: listed as llama.cpp names them, unless the name is
   // taken (a models-dir or preset model of that name wins) or a preset serves that hf-repo.
+  // `dedup-cache-models = true` (in [*] or any section): a cache entry that a preset model
+  // already serves through its hf-repo is not listed again; its name still resolves, to that
+  // preset model.
+  bool dedup = false;
+  std::vector<const PresetSection*> all_sections = {&preset.defaults};
+  for (const PresetSection& sec : preset.sections) all_sections.push_back(&sec);
+  for (const PresetSection* sec : all_sections) {
+    for (const PresetEntry& e : sec->entries) {
+      bool on = false;
+      if (e.key == "dedup-cache-models" && parse_bool(e.value, &on) && on) dedup = true;
+    }
+  }
+  std::map<std::string, std::string> served_by;  // cache id → the preset model serving it
   if (sources.scan_cache) {
     std::set<std::string> taken;
     for (const ModelConfig& m : models) {
       taken.insert(m.id);
       taken.insert(m.aliases.begin(), m.aliases.end());
-      if (!m.hf_repo.empty()) taken.insert(m.hf_repo);
+      if (!m.hf_repo.empty()) served_by.emplace(m.hf_repo, m.id);
     }
     for (const download::CachedModel& c : download::list_cache(sources.download)) {
       if (taken.count(c.id) > 0) continue;
+      if (dedup && served_by.count(c.id) > 0) continue;
       ModelConfig m;
       m.id = c.id;
       m.path = c.model.path;
@@ -402,6 +417,12 @@ StatusOr<Registry> Registry::scan(const RegistrySources& sources) {
   Registry r;
   HANGAR_RETURN_IF_ERROR(check_names(sorted, sorted_origins, &r.names_));
   r.models_ = std::move(sorted);
+  if (dedup) {
+    for (const auto& [cache_id, model_id] : served_by) {
+      auto it = r.names_.find(model_id);
+      if (it != r.names_.end()) r.names_.emplace(cache_id, it->second);
+    }
+  }
   return r;
 }
 

@@ -115,5 +115,24 @@ TEST_F(RouterDownload, AFailedDownloadFailsTheWaitingRequestsWithTheReason) {
   EXPECT_EQ(chat("tiny").status, 200);
 }
 
+TEST_F(RouterDownload, DedupCacheModelsHidesCacheEntriesAPresetServesButTheirNamesResolve) {
+  ASSERT_TRUE(download::ensure_downloaded("acme/tiny-GGUF:Q4_K_M", {}).ok());
+  write_preset("version = 1\n[tiny]\nhf-repo = acme/tiny-GGUF:Q4_K_M\n");
+  start();
+  // Without dedup-cache-models both are listed: the preset model and the cache entry.
+  EXPECT_FALSE(model_entry("tiny").is_null());
+  EXPECT_FALSE(model_entry("acme/tiny-GGUF:Q4_K_M").is_null());
+  router.reset();
+  watcher.reset();
+  write_preset("version = 1\n[*]\ndedup-cache-models = true\n[tiny]\nhf-repo = acme/tiny-GGUF:Q4_K_M\n");
+  start();
+  EXPECT_FALSE(model_entry("tiny").is_null());
+  EXPECT_TRUE(model_entry("acme/tiny-GGUF:Q4_K_M").is_null()) << get("/models").body;
+  // The cache's name still reaches the model, through the preset that serves it.
+  EXPECT_EQ(chat("acme/tiny-GGUF:Q4_K_M").status, 200);
+  EXPECT_EQ(state_of("tiny"), "loaded");
+  EXPECT_EQ(hub_.seen("tiny-Q4_K_M.gguf").size(), 1u);  // no second download
+}
+
 }  // namespace
 }  // namespace hangar::router::testing
