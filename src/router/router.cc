@@ -28,32 +28,6 @@ std::string self_exe() {
   return std::string(buf, static_cast<size_t>(n));
 }
 
-// A worker's stderr line, logged by the router with the model's name. A hangar worker's text
-// log line ("2026-11-25 10:32:02.918 I message") keeps its level and loses its timestamp (the
-// router's own stands in front); any other line is logged as info, unchanged.
-void log_worker_line(const std::string& model, std::string_view line) {
-  static constexpr std::string_view kShape = "0000-00-00 00:00:00.000 L ";
-  bool ours = line.size() >= kShape.size() && line[kShape.size() - 1] == ' ';
-  for (size_t i = 0; ours && i + 2 < kShape.size(); ++i) {
-    const bool digit = line[i] >= '0' && line[i] <= '9';
-    ours = kShape[i] == '0' ? digit : line[i] == kShape[i];
-  }
-  spdlog::level::level_enum level = spdlog::level::info;
-  if (ours) {
-    switch (line[kShape.size() - 2]) {
-      case 'T': level = spdlog::level::trace; break;
-      case 'D': level = spdlog::level::debug; break;
-      case 'I': level = spdlog::level::info; break;
-      case 'W': level = spdlog::level::warn; break;
-      case 'E': level = spdlog::level::err; break;
-      case 'C': level = spdlog::level::critical; break;
-      default: ours = false;
-    }
-    if (ours) line.remove_prefix(kShape.size());
-  }
-  spdlog::log(level, "[{}] {}", model, line);
-}
-
 // A free TCP port on 127.0.0.1 for a --backend program (the kernel picks; we release it just
 // before the program binds it).
 StatusOr<uint16_t> pick_free_port() {
@@ -176,7 +150,7 @@ void Router::Impl::spawn(const std::string& id) {
 }
 
 void Router::Impl::stop(const std::string& id) {
-  loop->post([this, id] { do_stop(id); });
+  loop->post([this, id] { supervisor->stop(id); });
 }
 
 void Router::Impl::state_changed(const std::string& id, ModelState state) {
@@ -384,11 +358,9 @@ void Router::Impl::do_spawn(const std::string& id) {
     scheduler.on_exit(id, -1, true, "model '" + id + "' has no local file");
     return;
   }
-  auto w = std::make_shared<Worker>();
-  w->config = config;
-  w->backend = !options.backend.empty();
+  const bool backend = !options.backend.empty();
   uint16_t port = 0;
-  if (w->backend) {
+  if (backend) {
     auto p = pick_free_port();
     if (!p.ok()) {
       scheduler.on_exit(id, -1, true, p.status().message());
@@ -396,266 +368,28 @@ void Router::Impl::do_spawn(const std::string& id) {
     }
     port = *p;
   }
-  w->argv = worker_argv(config, port);
-  w->port = port;
-  w->last_health_change = std::chrono::steady_clock::now();
-  {
-    std::lock_guard lock(workers_mu_);
-    workers_[id] = w;
-  }
-  std::weak_ptr<Worker> weak = w;
-  WorkerCallbacks cb;
-  const std::string name = id;
-  Worker* raw = w.get();
-  cb.on_control = [this, weak](const std::string& line) {
-    if (auto s = weak.lock()) on_control(s, line);
-  };
-  cb.on_log = [name](const std::string& line) { log_worker_line(name, line); };
-  // on_exit runs on the monitor thread, which the Worker's destructor joins: the Worker is alive.
-  cb.on_exit = [this, raw](const WorkerExit& exit) {
-    std::shared_ptr<Worker> s;
-    {
-      std::lock_guard lock(workers_mu_);
-      for (auto& [k, v] : workers_) {
-        if (v.get() == raw) s = v;
-      }
-    }
-    if (s) on_exit(s, exit);
-    // Last touch of the Impl from this thread.
-    std::lock_guard lock(monitors_mu_);
-    --monitors_;
-    monitors_cv_.notify_all();
-  };
-  {
-    std::lock_guard lock(monitors_mu_);
-    ++monitors_;
-  }
-  spdlog::info("router: starting '{}': {}", id, fmt::join(w->argv, " "));
-  auto proc = WorkerProcess::spawn(w->argv, !w->backend, id, std::move(cb));
-  if (!proc.ok()) {
-    {
-      std::lock_guard lock(monitors_mu_);
-      --monitors_;
-    }
-    {
-      std::lock_guard lock(workers_mu_);
-      if (workers_[id] == w) workers_.erase(id);
-    }
-    scheduler.on_exit(id, -1, true, proc.status().message());
-    return;
-  }
-  {
-    std::lock_guard lock(workers_mu_);
-    w->process = std::move(proc).value();
-  }
-  loop->post_at(std::chrono::steady_clock::now() + options.load_timeout,
-                [this, weak] { check_stall(weak); });
-  if (w->backend) {
-    loop->post_at(std::chrono::steady_clock::now() + std::chrono::milliseconds(50),
-                  [this, weak] { poll_health(weak); });
-  }
+  supervisor->start(config, worker_argv(config, port), backend, port, stop_timeout_of(config));
 }
 
-void Router::Impl::do_stop(const std::string& id) {
-  std::shared_ptr<Worker> w;
-  {
-    std::lock_guard lock(workers_mu_);
-    auto it = workers_.find(id);
-    if (it == workers_.end()) return;
-    w = it->second;
-    w->stop_requested = true;
-    if (!w->process || w->exited) return;
-  }
-  spdlog::info("router: stopping '{}' (SIGTERM; SIGKILL after {} ms)", id,
-               stop_timeout_of(w->config).count());
-  w->process->terminate();
-  std::weak_ptr<Worker> weak = w;
-  loop->post_at(std::chrono::steady_clock::now() + stop_timeout_of(w->config), [weak, id] {
-    auto s = weak.lock();
-    if (!s || !s->process || s->process->exited()) return;
-    spdlog::warn("router: '{}' did not exit after SIGTERM; sending SIGKILL", id);
-    s->process->kill();
-  });
+// --- SupervisorEvents -----------------------------------------------------------------------
+
+void Router::Impl::worker_progress(const std::string& id, double progress) {
+  scheduler.on_progress(id, progress);
+  json data = {{"status", "loading"}, {"progress", {{"value", progress}}}};
+  publish(id, "model_status", json_text(data));
 }
 
-void Router::Impl::check_stall(std::weak_ptr<Worker> weak) {
-  auto w = weak.lock();
-  if (!w) return;
-  std::chrono::steady_clock::time_point last;
-  {
-    std::lock_guard lock(workers_mu_);
-    if (w->ready || w->exited || w->stop_requested || !w->process) return;
-    last = std::max(w->process->last_event(), w->last_health_change);
-  }
-  const auto now = std::chrono::steady_clock::now();
-  if (now - last >= options.load_timeout) {
-    spdlog::warn("router: '{}' made no progress for {} ms while loading (--load-timeout); killing",
-                 w->config.id, options.load_timeout.count());
-    {
-      std::lock_guard lock(workers_mu_);
-      w->stalled = true;
-    }
-    if (w->process) w->process->kill();
-    return;
-  }
-  loop->post_at(last + options.load_timeout, [this, weak] { check_stall(weak); });
+void Router::Impl::worker_ready(const std::string& id, uint16_t port,
+                                const std::map<std::string, uint64_t>& measured) {
+  scheduler.on_ready(id, port);
+  scheduler.on_measured(id, measured);
 }
 
-void Router::Impl::liveness_loop() {
-  std::unique_lock lock(liveness_mu_);
-  while (!liveness_stop_) {
-    liveness_cv_.wait_for(lock, options.liveness_interval);
-    if (liveness_stop_) break;
-    lock.unlock();
-    std::vector<std::pair<std::shared_ptr<Worker>, uint16_t>> ready;
-    {
-      std::lock_guard wl(workers_mu_);
-      for (auto& [id, w] : workers_) {
-        if (w->ready && !w->exited && !w->stop_requested && w->port != 0) {
-          ready.emplace_back(w, w->port);
-        }
-      }
-    }
-    for (auto& [w, port] : ready) {
-      auto r = http::fetch("GET", "http://127.0.0.1:" + std::to_string(port) + "/health", {},
-                           worker_auth(),
-                           options.liveness_timeout);
-      bool kill = false;
-      {
-        std::lock_guard wl(workers_mu_);
-        w->missed_health = r.ok() ? 0 : w->missed_health + 1;
-        if (w->missed_health >= options.liveness_failures && !w->exited && !w->unresponsive) {
-          w->unresponsive = true;
-          kill = true;
-        }
-      }
-      if (kill) {
-        spdlog::warn("router: '{}' did not answer /health {} times in a row ({} ms each); "
-                     "killing it",
-                     w->config.id, options.liveness_failures, options.liveness_timeout.count());
-        if (w->process) w->process->kill();
-      }
-    }
-    lock.lock();
-  }
-}
-
-void Router::Impl::poll_health(std::weak_ptr<Worker> weak) {
-  auto w = weak.lock();
-  if (!w) return;
-  uint16_t port;
-  {
-    std::lock_guard lock(workers_mu_);
-    if (w->ready || w->exited || w->stop_requested) return;
-    port = w->port;
-  }
-  auto r = http::fetch("GET", "http://127.0.0.1:" + std::to_string(port) + "/health", {},
-                       worker_auth(),
-                       std::chrono::milliseconds(500));
-  int status = r.ok() ? r->status : 0;
-  bool ready = status == 200;
-  {
-    std::lock_guard lock(workers_mu_);
-    if (status != w->last_health_status) {
-      w->last_health_status = status;
-      w->last_health_change = std::chrono::steady_clock::now();
-    }
-    if (ready) w->ready = true;
-  }
-  if (ready) {
-    scheduler.on_ready(w->config.id, port);
-    const std::map<std::string, uint64_t> measured = measure(*w);
-    {
-      std::lock_guard lock(workers_mu_);
-      w->measured = measured;
-      w->memory_json = json_text(json(measured));
-    }
-    scheduler.on_measured(w->config.id, measured);
-    return;
-  }
-  // A fixed poll interval: the backend has no other way to tell us it is ready.
-  loop->post_at(std::chrono::steady_clock::now() + std::chrono::milliseconds(100),
-                [this, weak] { poll_health(weak); });
-}
-
-void Router::Impl::on_control(const std::shared_ptr<Worker>& w, const std::string& line) {
-  auto event = control::decode(line);
-  if (!event.ok()) {
-    spdlog::warn("[{}] {}", w->config.id, event.status().message());
-    return;
-  }
-  if (const auto* e = std::get_if<control::Listening>(&*event)) {
-    if (e->port == 0) {
-      spdlog::warn("[{}] control: a Unix socket is not supported by this router", w->config.id);
-      return;
-    }
-    std::lock_guard lock(workers_mu_);
-    w->port = e->port;
-  } else if (const auto* e = std::get_if<control::Loading>(&*event)) {
-    scheduler.on_progress(w->config.id, e->progress);
-    json data = {{"status", "loading"}, {"progress", {{"value", e->progress}}}};
-    publish(w->config.id, "model_status", json_text(data));
-  } else if (const auto* e = std::get_if<control::Ready>(&*event)) {
-    uint16_t port;
-    {
-      std::lock_guard lock(workers_mu_);
-      if (w->stop_requested || w->exited) return;
-      w->ready = true;
-      w->measured = e->memory;
-      w->memory_json = json_text(json(e->memory));
-      port = w->port;
-    }
-    if (port == 0) {
-      spdlog::warn("[{}] ready before listening; killing it", w->config.id);
-      if (w->process) w->process->kill();
-      return;
-    }
-    scheduler.on_ready(w->config.id, port);
-    scheduler.on_measured(w->config.id, measure(*w));
-  } else if (const auto* e = std::get_if<control::Error>(&*event)) {
-    spdlog::warn("[{}] error: {}", w->config.id, e->message);
-    std::lock_guard lock(workers_mu_);
-    w->error_event = e->message;
-  }
-}
-
-void Router::Impl::on_exit(const std::shared_ptr<Worker>& w, const WorkerExit& exit) {
-  bool failed;
-  std::string error;
-  {
-    std::lock_guard lock(workers_mu_);
-    w->exited = true;
-    failed = !w->stop_requested || w->stalled || w->unresponsive;
-    if (w->stalled) {
-      error = "no progress for " + std::to_string(options.load_timeout.count() / 1000.0) +
-              " s while loading (--load-timeout): killed";
-    } else if (w->unresponsive) {
-      error = "stopped answering /health (" + std::to_string(options.liveness_failures) +
-              " checks of " + std::to_string(options.liveness_timeout.count()) +
-              " ms): killed";
-    } else {
-      error = "worker " + exit.how;
-    }
-    if (!w->error_event.empty()) error += ": " + w->error_event;
-  }
-  if (failed) {
-    failures_total.fetch_add(1);
-    std::string lines;
-    for (const std::string& l : exit.last_lines) lines += "\n" + l;
-    if (!lines.empty()) error += "\nlast log lines:" + lines;
-    spdlog::warn("router: '{}' {}", w->config.id, error);
-  } else {
-    spdlog::info("router: '{}' {}", w->config.id, exit.how);
-  }
-  drop_upstream(w->config.id);
-  // Destroy the Worker on the control thread: its destructor joins this monitor thread.
-  loop->post([this, w] {
-    std::lock_guard lock(workers_mu_);
-    auto it = workers_.find(w->config.id);
-    if (it != workers_.end() && it->second == w) workers_.erase(it);
-  });
-  workers_cv_.notify_all();
-  scheduler.on_exit(w->config.id, exit.exit_code, failed, error);
+void Router::Impl::worker_exited(const std::string& id, int exit_code, bool failed,
+                                 const std::string& error) {
+  if (failed) failures_total.fetch_add(1);
+  drop_upstream(id);
+  scheduler.on_exit(id, exit_code, failed, error);
 }
 
 // --- Registry ---------------------------------------------------------------------------------
@@ -707,47 +441,8 @@ void Router::Impl::estimate_all(const Registry& reg) {
   }
 }
 
-std::map<std::string, uint64_t> Router::Impl::measure(const Worker& w) const {
-  std::map<std::string, uint64_t> out;
-  int pid = 0;
-  {
-    std::lock_guard lock(workers_mu_);
-    out = w.measured;
-    if (w.process) pid = w.process->pid();
-  }
-  if (pid <= 0) return out;
-  if (out.find("CPU") == out.end()) {
-    if (auto pss = devices::process_pss(pid); pss.ok()) out["CPU"] = *pss;
-  }
-  for (const auto& [device, by_pid] : devices::gpu_process_memory(inventory_options)) {
-    if (auto it = by_pid.find(pid); it != by_pid.end()) out[device] = it->second;
-  }
-  return out;
-}
-
 std::map<std::string, uint64_t> Router::Impl::measured_by_device() const {
-  std::vector<std::shared_ptr<Worker>> ready;
-  {
-    std::lock_guard lock(workers_mu_);
-    for (const auto& [id, w] : workers_) {
-      if (w->ready && !w->exited) ready.push_back(w);
-    }
-  }
-  // GPU figures are read now (NVML); host figures are the ones taken at ready.
-  const auto gpu = devices::gpu_process_memory(inventory_options);
-  std::map<std::string, uint64_t> out;
-  for (const auto& w : ready) {
-    int pid = 0;
-    {
-      std::lock_guard lock(workers_mu_);
-      for (const auto& [device, bytes] : w->measured) out[device] += bytes;
-      if (w->process) pid = w->process->pid();
-    }
-    for (const auto& [device, by_pid] : gpu) {
-      if (auto it = by_pid.find(pid); it != by_pid.end()) out[device] += it->second;
-    }
-  }
-  return out;
+  return supervisor->measured_by_device();
 }
 
 std::string Router::Impl::devices_json() const {
@@ -820,6 +515,14 @@ StatusOr<std::unique_ptr<Router>> Router::create(RouterOptions options) {
                                           [raw](TaskLoop::Clock::time_point now) {
                                             raw->scheduler.tick(now);
                                           });
+  SupervisorOptions sup;
+  sup.load_timeout = impl->options.load_timeout;
+  sup.liveness_interval = impl->options.liveness_interval;
+  sup.liveness_timeout = impl->options.liveness_timeout;
+  sup.liveness_failures = impl->options.liveness_failures;
+  sup.worker_auth = impl->worker_auth();
+  sup.inventory = impl->inventory_options;
+  impl->supervisor = std::make_unique<Supervisor>(std::move(sup), impl.get(), impl->loop.get());
   impl->install_routes();
   return std::unique_ptr<Router>(new Router(std::move(impl)));
 }
@@ -830,9 +533,7 @@ StatusOr<uint16_t> Router::start() {
     impl_->loop->post_at(std::chrono::steady_clock::now() + impl_->options.memory_refresh,
                          [impl = impl_.get()] { impl->refresh_memory(); });
   }
-  if (impl_->options.liveness_interval.count() > 0) {
-    impl_->liveness_thread = std::thread([impl = impl_.get()] { impl->liveness_loop(); });
-  }
+  impl_->supervisor->start_liveness();
   spdlog::info("router: listening on http://{}:{} ({} models)", impl_->options.host, port,
                impl_->registry()->models().size());
   auto reg = impl_->registry();
@@ -853,12 +554,6 @@ std::vector<ModelStatus> Router::model_status() const { return impl_->scheduler.
 void Router::shutdown(std::chrono::milliseconds grace) {
   if (impl_->shut_down) return;
   impl_->shut_down = true;
-  {
-    std::lock_guard lock(impl_->liveness_mu_);
-    impl_->liveness_stop_ = true;
-  }
-  impl_->liveness_cv_.notify_all();
-  if (impl_->liveness_thread.joinable()) impl_->liveness_thread.join();
   std::vector<std::thread> downloads;
   {
     std::lock_guard lock(impl_->downloads_mu_);
@@ -868,33 +563,9 @@ void Router::shutdown(std::chrono::milliseconds grace) {
   }
   for (auto& t : downloads) t.join();  // a cancelled download returns promptly
   impl_->server->stop();
-  // Unload everything: running workers get SIGTERM now (in-flight proxied requests still
-  // finish: the worker drains them), SIGKILL after their stop-timeout.
-  std::chrono::milliseconds longest{0};
-  std::vector<std::shared_ptr<Worker>> workers;
-  {
-    std::lock_guard lock(impl_->workers_mu_);
-    for (auto& [id, w] : impl_->workers_) {
-      workers.push_back(w);
-      w->stop_requested = true;
-      longest = std::max(longest, impl_->stop_timeout_of(w->config));
-    }
-  }
-  for (auto& w : workers) {
-    if (w->process) w->process->terminate();
-  }
-  {
-    std::unique_lock lock(impl_->workers_mu_);
-    impl_->workers_cv_.wait_for(lock, longest, [&] {
-      for (auto& w : workers) {
-        if (!w->exited) return false;
-      }
-      return true;
-    });
-  }
-  for (auto& w : workers) {
-    if (w->process) w->process->kill();
-  }
+  // Unload everything: SIGTERM now (in-flight proxied requests still finish: the worker drains
+  // them), SIGKILL after the longest stop-timeout.
+  impl_->supervisor->terminate_all();
   {
     // /models/sse streams never end on their own: end them so drain() waits only for requests.
     std::lock_guard lock(impl_->sse_mu_);
@@ -905,13 +576,7 @@ void Router::shutdown(std::chrono::milliseconds grace) {
   // Stopping the control thread also SIGKILLs any worker it spawned meanwhile (PDEATHSIG is
   // tied to the thread that forked).
   impl_->loop->stop();
-  {
-    std::unique_lock lock(impl_->monitors_mu_);
-    if (!impl_->monitors_cv_.wait_for(lock, std::chrono::seconds(30),
-                                      [&] { return impl_->monitors_ == 0; })) {
-      spdlog::error("router: {} worker monitors still running at shutdown", impl_->monitors_);
-    }
-  }
+  impl_->supervisor->shutdown();  // waits for the monitor threads, releases the records
   {
     std::lock_guard lock(impl_->sse_mu_);
     impl_->subscribers_.clear();
@@ -920,14 +585,6 @@ void Router::shutdown(std::chrono::milliseconds grace) {
     std::lock_guard lock(impl_->upstream_mu_);
     impl_->upstreams_.clear();
   }
-  // Destroying the workers joins their monitor threads (each exits once its process is gone).
-  workers.clear();
-  std::map<std::string, std::shared_ptr<Worker>> left;
-  {
-    std::lock_guard lock(impl_->workers_mu_);
-    left.swap(impl_->workers_);
-  }
-  left.clear();
 }
 
 Router::~Router() { shutdown(std::chrono::seconds(5)); }

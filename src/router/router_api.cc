@@ -220,11 +220,8 @@ std::string Router::Impl::models_json() const {
   auto reg = registry();
   std::map<std::string, ModelStatus> status;
   for (ModelStatus& s : scheduler.status()) status[s.id] = std::move(s);
-  std::map<std::string, std::string> measured;
-  {
-    std::lock_guard lock(workers_mu_);
-    for (const auto& [id, w] : workers_) measured[id] = w->memory_json;
-  }
+  const std::map<std::string, std::map<std::string, uint64_t>> measured =
+      supervisor->measured_by_model();
   json data = json::array();
   for (const ModelConfig& listed : reg->models()) {
     const ModelConfig m = effective(listed);  // a downloaded model's path filled in
@@ -245,12 +242,7 @@ std::string Router::Impl::models_json() const {
     }
     json memory = {{"estimate", s.need}, {"reserved", s.reserved}, {"measured", json::object()}};
     if (!s.need_error.empty()) memory["error"] = s.need_error;
-    if (auto it = measured.find(m.id); it != measured.end()) {
-      try {
-        memory["measured"] = json::parse(it->second);
-      } catch (const json::exception&) {
-      }
-    }
+    if (auto it = measured.find(m.id); it != measured.end()) memory["measured"] = it->second;
     data.push_back({{"id", m.id},
                     {"object", "model"},
                     {"owned_by", "hangar"},

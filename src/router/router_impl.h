@@ -1,9 +1,11 @@
 #pragma once
-// Router::Impl: the router's internals, shared by router.cc (lifecycle, workers) and
-// router_api.cc (HTTP handlers and proxy). Private to src/router.
+// Router::Impl: the wiring of the router's parts (registry, scheduler, supervisor, proxy, event
+// stream, downloads), shared by router.cc (lifecycle, scheduler and supervisor hooks, downloads)
+// and router_api.cc (HTTP handlers and proxy). Private to src/router.
 //
-// Locks, never nested except as noted: registry_mu_ (the current registry), workers_mu_
-// (workers_, stopped_), upstream_mu_ (upstreams_), sse_mu_ (subscribers_). The scheduler has its
+// Locks, never nested except as noted: registry_mu_ (the current registry), upstream_mu_
+// (upstreams_), sse_mu_ (subscribers_), downloads_mu_, live_mu_. Worker processes are the
+// supervisor's (its own lock). The scheduler has its
 // own lock; none of ours is held while calling into it.
 
 #include <atomic>
@@ -26,8 +28,8 @@
 #include "router/registry.h"
 #include "router/router.h"
 #include "router/scheduler.h"
+#include "router/supervisor.h"
 #include "router/task_loop.h"
-#include "router/worker_process.h"
 
 namespace hangar::router {
 
@@ -44,29 +46,7 @@ std::vector<DeviceLimit> device_limits(const std::vector<devices::Device>& inven
 
 std::string random_key();
 
-struct Worker {
-  ~Worker() { process.reset(); }  // joins the monitor thread before the fields it reads go
-
-  ModelConfig config;  // what it was started with
-  std::vector<std::string> argv;
-  bool backend = false;
-  // Fields below are guarded by Router::Impl::workers_mu_.
-  uint16_t port = 0;
-  bool ready = false;
-  bool stop_requested = false;
-  bool stalled = false;
-  bool unresponsive = false;  // killed by the liveness check
-  int missed_health = 0;      // liveness checks in a row without an answer
-  bool exited = false;
-  std::string error_event;  // the worker's last {"event":"error"} message
-  std::string memory_json = "{}";  // the ready event's memory object
-  std::map<std::string, uint64_t> measured;  // the same, per device (bytes)
-  std::chrono::steady_clock::time_point last_health_change;
-  int last_health_status = 0;
-  std::unique_ptr<WorkerProcess> process;  // set once after spawn
-};
-
-struct Router::Impl : public SchedulerHooks {
+struct Router::Impl : public SchedulerHooks, public SupervisorEvents {
   Impl(RouterOptions o, std::vector<devices::Device> inventory);
 
   // SchedulerHooks (called from any thread, outside the scheduler's lock).
@@ -90,15 +70,15 @@ struct Router::Impl : public SchedulerHooks {
   // Tells the scheduler which models must be downloaded before they load.
   void mark_downloads(const Registry& reg);
 
-  // Control thread.
+  // SupervisorEvents (monitor, control and liveness threads).
+  void worker_progress(const std::string& id, double progress) override;
+  void worker_ready(const std::string& id, uint16_t port,
+                    const std::map<std::string, uint64_t>& measured) override;
+  void worker_exited(const std::string& id, int exit_code, bool failed,
+                     const std::string& error) override;
+
+  // Control thread: resolves the model's config and command line and starts it.
   void do_spawn(const std::string& id);
-  void do_stop(const std::string& id);
-  void check_stall(std::weak_ptr<Worker> weak);
-  // The liveness thread: polls ready workers' /health, kills those that stopped answering.
-  void liveness_loop();
-  void poll_health(std::weak_ptr<Worker> weak);
-  void on_control(const std::shared_ptr<Worker>& w, const std::string& line);
-  void on_exit(const std::shared_ptr<Worker>& w, const WorkerExit& exit);
   std::vector<std::string> worker_argv(const ModelConfig& m, uint16_t port) const;
   std::chrono::milliseconds stop_timeout_of(const ModelConfig& m) const;
 
@@ -111,9 +91,6 @@ struct Router::Impl : public SchedulerHooks {
   // Devices (design §4): the inventory read at start, and the measured use per device.
   std::string devices_json() const;
   std::map<std::string, uint64_t> measured_by_device() const;
-  // What a ready worker holds now per device: host Pss (its ready event's figure for a hangar
-  // worker, /proc/PID/smaps_rollup for a backend) plus its GPU memory from NVML.
-  std::map<std::string, uint64_t> measure(const Worker& w) const;
 
   // HTTP (router_api.cc).
   void install_routes();
@@ -141,16 +118,13 @@ struct Router::Impl : public SchedulerHooks {
   std::unique_ptr<http::Server> server;
   Scheduler scheduler;
   std::unique_ptr<TaskLoop> loop;
+  std::unique_ptr<Supervisor> supervisor;  // worker processes; created after the loop
   int64_t created_unix = 0;
   bool shut_down = false;
 
   std::mutex reload_mu_;  // serializes reload_registry()
   mutable std::mutex registry_mu_;
   std::shared_ptr<const Registry> registry_;  // guarded by registry_mu_
-
-  mutable std::mutex workers_mu_;
-  std::condition_variable workers_cv_;
-  std::map<std::string, std::shared_ptr<Worker>> workers_;  // guarded by workers_mu_
 
   mutable std::mutex upstream_mu_;
   std::map<std::string, std::shared_ptr<http::Upstream>> upstreams_;  // guarded by upstream_mu_
@@ -160,23 +134,12 @@ struct Router::Impl : public SchedulerHooks {
   std::mutex sse_mu_;
   std::vector<std::shared_ptr<http::Responder>> subscribers_;  // guarded by sse_mu_
 
-  // Monitor threads that may still call into us (spawned, on_exit not yet returned): shutdown
-  // waits for them before the Impl goes away.
-  std::mutex monitors_mu_;
-  std::condition_variable monitors_cv_;
-  int monitors_ = 0;  // guarded by monitors_mu_
-
   mutable std::mutex downloads_mu_;
   std::map<std::string, download::CancelToken> download_tokens_;  // guarded by downloads_mu_
   std::map<std::string, download::LocalModel> downloaded_;        // guarded by downloads_mu_
   std::map<std::string, std::string> download_progress_;           // id → JSON; downloads_mu_
   std::vector<std::thread> download_threads_;                      // guarded by downloads_mu_
   bool downloads_closed_ = false;                                  // guarded by downloads_mu_
-
-  std::thread liveness_thread;
-  std::mutex liveness_mu_;
-  std::condition_variable liveness_cv_;
-  bool liveness_stop_ = false;  // guarded by liveness_mu_
 
   std::atomic<uint64_t> requests_total{0};
   std::atomic<uint64_t> loads_total{0};
