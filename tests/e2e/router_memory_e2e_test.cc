@@ -195,3 +195,39 @@ TEST(RouterMemoryE2e, ABackendModelIsEstimatedWithTheLlamaServerPlacementOverThe
 
 }  // namespace
 }  // namespace hangar::e2e
+
+namespace hangar::e2e {
+namespace {
+
+// A Hugging Face cache laid out by hf-cache.md's rules by hand, as llama.cpp leaves it: blobs
+// named by SHA-256, relative snapshot links, refs/main. `hangar serve` lists and serves it with
+// no flag (issue 13, "Done when").
+TEST(RouterCacheE2e, ACacheLaidOutAsLlamaCppLeavesItIsListedAndServedWithNoFlag) {
+  HANGAR_REQUIRE_FIXTURES();
+  namespace fs = std::filesystem;
+  const fs::path root = testing::make_temp_dir("hangar-llama-cache");
+  const fs::path repo = root / "models--someone--qwen-GGUF";
+  const std::string commit = "0123456789abcdef0123456789abcdef01234567";
+  const std::string oid = "5e1f0d2c3b4a59687766554433221100ffeeddccbbaa99887766554433221100";
+  fs::create_directories(repo / "blobs");
+  fs::create_directories(repo / "refs");
+  fs::create_directories(repo / "snapshots" / commit);
+  fs::copy_file(fixtures + "/models/qwen2-f16.gguf", repo / "blobs" / oid);
+  fs::create_symlink(fs::path("..") / ".." / "blobs" / oid,
+                     repo / "snapshots" / commit / "qwen-Q8_0.gguf");
+  std::ofstream(repo / "refs" / "main") << commit;
+
+  Serve serve({"-c", "256"}, {"LLAMA_CACHE=" + root.string()});
+  ASSERT_NE(serve.port(), 0) << serve.process().output();
+  const std::string base = serve.url("");
+  EXPECT_EQ(model_states(base), (std::map<std::string, std::string>{
+                                    {"someone/qwen-GGUF:Q8_0", "unloaded"}}));
+  StreamedChat chat = stream_chat(base, "someone/qwen-GGUF:Q8_0", "Hello", 4);
+  EXPECT_EQ(chat.status, 200) << chat.error << serve.process().output();
+  EXPECT_TRUE(chat.done);
+  EXPECT_EQ(serve.process().stop(SIGTERM), 0) << serve.process().output();
+  fs::remove_all(root);
+}
+
+}  // namespace
+}  // namespace hangar::e2e
