@@ -69,6 +69,33 @@ TEST_F(RouterDownload, ConcurrentRequestsForAMissingModelCauseOneDownloadAndOneL
       << entry.dump();
 }
 
+TEST_F(RouterDownload, ProgressGrowsWhileDownloadingAndEndsAtTheTotal) {
+  // 2 MB sent 64 KiB every 20 ms: about 0.6 s of downloading.
+  std::string big = R"({"load_ms": 1})";
+  big.resize(2 << 20, ' ');
+  hub_.add_repo("acme/big-GGUF", {{"big-Q8_0.gguf", big, "", true}});
+  hub_.fault_file("big-Q8_0.gguf", {hangar::testing::FaultKind::kTrickle, 1, 500, 0, 64 << 10,
+                                    std::chrono::milliseconds(20)});
+  write_preset("version = 1\n[big]\nhf-repo = acme/big-GGUF:Q8_0\n");
+  start();
+  EXPECT_EQ(post("/models/load", {{"model", "big"}}).status, 200);
+  ASSERT_TRUE(watcher->wait_for_status("big", "downloading"));
+  json during = model_entry("big");
+  EXPECT_EQ(during["status"]["value"], "downloading") << during.dump();
+  EXPECT_TRUE(during["status"]["progress"].contains("total")) << during.dump();
+  ASSERT_TRUE(watcher->wait_for_status("big", "loaded"));
+  const std::vector<json> progress = watcher->events("big", "download_progress");
+  ASSERT_GE(progress.size(), 2u);
+  uint64_t last = 0;
+  for (const json& p : progress) {
+    const uint64_t done = p["progress"]["done"].get<uint64_t>();
+    EXPECT_GE(done, last) << "progress went backwards";
+    last = done;
+  }
+  EXPECT_EQ(last, big.size());
+  EXPECT_EQ(progress.back()["progress"]["total"].get<uint64_t>(), big.size());
+}
+
 TEST_F(RouterDownload, PostModelsFetchesIntoTheCacheAndDeleteRemovesIt) {
   start();
   http::Response r = post("/models", {{"model", "acme/other-GGUF:Q8_0"}});

@@ -86,6 +86,17 @@ class SseWatcher {
       return false;
     });
   }
+  // The data of every `event` event for `model`, in order.
+  std::vector<json> events(const std::string& model, const std::string& event) {
+    std::lock_guard lock(mu_);
+    std::vector<json> out;
+    for (const json& e : events_) {
+      if (e.value("model", "") == model && e.value("event", "") == event) {
+        out.push_back(e.value("data", json()));
+      }
+    }
+    return out;
+  }
   // The states `model` went through, in order (status_change events: one per transition, not
   // the loading progress updates that model_status also carries).
   std::vector<std::string> statuses(const std::string& model) {
