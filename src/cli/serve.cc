@@ -9,6 +9,7 @@
 #include <cstdlib>
 
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -41,6 +42,7 @@ struct ServeFlags {
   std::string cache_dir;
   double download_stall_timeout_s = 60;
   double memory_refresh_s = 0;
+  std::string hf_preset;  // -hf owner/repo: a remote preset
 };
 
 // A range check for a numeric option that also refuses NaN and infinities (NaN passes every
@@ -179,6 +181,21 @@ int serve(ServeFlags& f, const CLI::App& app, const std::vector<std::string>& cl
   f.options.sources.download.cache_dir = f.cache_dir;
   f.options.sources.download.stall_timeout =
       std::chrono::milliseconds(static_cast<int64_t>(f.download_stall_timeout_s * 1000));
+  // A remote preset: `--models-preset owner/repo` (or `-hf owner/repo`) names a hub repository
+  // whose root holds preset.ini; that file is fetched into the cache and served from there.
+  if (!f.hf_preset.empty()) f.options.sources.preset_file = f.hf_preset;
+  if (const std::string& preset = f.options.sources.preset_file;
+      !preset.empty() && !std::filesystem::exists(preset) &&
+      download::parse_spec(preset).ok() && preset.find(':') == std::string::npos) {
+    auto local = download::ensure_repo_file(preset, "preset.ini", f.options.sources.download);
+    if (!local.ok()) {
+      std::fprintf(stderr, "hangar serve: remote preset %s: %s\n", preset.c_str(),
+                   local.status().message().c_str());
+      return 1;
+    }
+    spdlog::info("serve: preset {} from {}", *local, preset);
+    f.options.sources.preset_file = *local;
+  }
   if (f.download_only) return download_only(f.options);
   if (f.dry_run) {
     bool preloads_fit = true;
@@ -226,7 +243,10 @@ void register_serve(CLI::App& root, Commands& commands) {
   app->add_option("--models-dir", f->options.sources.models_dir,
                   "folder of .gguf models (one sub-folder level for shards and mmproj)");
   app->add_option("--models-preset", f->options.sources.preset_file,
-                  "llama.cpp-style INI file of model presets");
+                  "llama.cpp-style INI file of model presets, or owner/repo: a hub repository "
+                  "whose preset.ini is fetched");
+  app->add_option("--hf-repo", f->hf_preset,
+                  "owner/repo (also -hf): serve the remote preset in that repository's preset.ini");
   app->add_option("--models-max", f->options.models_max,
                   "most models running at once (0: no limit)")
       ->capture_default_str()

@@ -290,4 +290,57 @@ StatusOr<LocalModel> ensure_downloaded(std::string_view spec_text, const Options
   return m;
 }
 
+StatusOr<std::string> ensure_repo_file(std::string_view repo_text, const std::string& path,
+                                       const Options& options) {
+  HANGAR_ASSIGN_OR_RETURN(ModelSpec spec, parse_spec(repo_text));
+  const Options o = effective_options(options);
+  const std::string what = spec.repo + "/" + path;
+  // The cached copy, from any root (the commit refs/main names).
+  auto cached = [&]() -> std::optional<std::string> {
+    for (const std::string& root : cache_roots(o)) {
+      const std::string dir = repo_dir(root, spec.repo);
+      auto commit = read_commit(dir);
+      if (!commit) continue;
+      for (const SnapshotEntry& e : read_snapshot(dir, *commit)) {
+        if (e.file.path == path && e.complete) return e.local;
+      }
+    }
+    return std::nullopt;
+  };
+  if (o.offline) {
+    if (auto local = cached()) return *local;
+    return not_found_error("download: offline and " + what + " is not in the cache");
+  }
+  auto tree = fetch_tree(spec.repo, o, CancelToken());
+  if (!tree.ok()) {
+    if (auto local = cached()) {
+      spdlog::warn("{}; using the cached copy of {}", tree.status().message(), what);
+      return *local;
+    }
+    return tree.status();
+  }
+  auto it = std::find_if(tree->files.begin(), tree->files.end(),
+                         [&](const RemoteFile& f) { return f.path == path; });
+  if (it == tree->files.end()) {
+    return not_found_error("download: " + spec.repo + " has no file '" + path + "'");
+  }
+  const std::string root = o.cache_dir;
+  const std::string blob = blob_path(root, spec.repo, it->oid);
+  std::error_code ec;
+  if (!(fs::is_regular_file(blob, ec) && size_or_zero(blob) == it->size)) {
+    FileJob job;
+    job.url = resolve_url(o, spec.repo, tree->commit, it->path);
+    job.blob = blob;
+    job.file = *it;
+    job.options = o;
+    std::shared_ptr<Flight> flight = start_or_join(job);
+    while (!flight->wait_for(std::chrono::milliseconds(100))) {
+    }
+    HANGAR_RETURN_IF_ERROR(flight->result());
+  }
+  HANGAR_RETURN_IF_ERROR(link_snapshot(root, spec.repo, tree->commit, *it));
+  HANGAR_RETURN_IF_ERROR(write_ref(root, spec.repo, tree->commit));
+  return snapshot_path(root, spec.repo, tree->commit, it->path);
+}
+
 }  // namespace hangar::download

@@ -131,6 +131,12 @@ StatusOr<LocalModel> ensure_downloaded(std::string_view spec, const Options& opt
 // cached completely. Never touches the network. Error only for a malformed spec.
 StatusOr<std::optional<LocalModel>> find_cached(std::string_view spec, const Options& options);
 
+// One file of a repository (`owner/repo`, no tag), e.g. a remote preset's `preset.ini`: from the
+// hub into the cache (verified like a model file) and its snapshot path returned; from the cache
+// when offline or when the hub fails. NotFound when the repository has no such file.
+StatusOr<std::string> ensure_repo_file(std::string_view repo, const std::string& path,
+                                       const Options& options);
+
 // Every model in the cache roots, as llama.cpp names them; sidecars and incomplete models are
 // left out. Sorted by id; a model in several roots is listed once (the first root wins).
 struct CachedModel {

@@ -160,5 +160,35 @@ TEST_F(PullTest, ServeDownloadOnlyFetchesThePresetModelsAndExits) {
   EXPECT_EQ(hub_.seen("/refs").size(), asked);
 }
 
+TEST_F(PullTest, ARemotePresetIsFetchedAndItsSectionsServed) {
+  HANGAR_REQUIRE_FIXTURES();
+  hub_.add_repo("test/qwen-GGUF",
+                {{"qwen-Q8_0.gguf", "", fixtures + "/models/qwen2-f16.gguf", true}});
+  hub_.add_repo("test/presets", {{"preset.ini",
+                                  "version = 1\n[chat]\nhf-repo = test/qwen-GGUF:Q8_0\n"
+                                  "ctx-size = 256\n",
+                                  "", false}});
+  for (const char* flag : {"--models-preset", "-hf"}) {
+    auto r = testing::run_command({testing::hangar_binary(), "serve", flag, "test/presets",
+                                   "--dry-run", "--json", "--models-memory-margin", "0"});
+    EXPECT_EQ(r.exit_code, 0) << flag << ": " << r.err;
+    nlohmann::json j = nlohmann::json::parse(r.out, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << r.out;
+    bool chat = false;
+    for (const auto& m : j["models"]) chat = chat || m.value("id", "") == "chat";
+    EXPECT_TRUE(chat) << r.out;
+  }
+  // The preset is in the cache now: offline, it is served from there.
+  auto offline = testing::run_command({testing::hangar_binary(), "serve", "--models-preset",
+                                       "test/presets", "--offline", "--dry-run"});
+  EXPECT_EQ(offline.exit_code, 0) << offline.err;
+  EXPECT_NE(offline.out.find("chat"), std::string::npos) << offline.out;
+  auto missing = testing::run_command({testing::hangar_binary(), "serve", "--models-preset",
+                                       "test/no-such-repo", "--dry-run"});
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.err.find("remote preset test/no-such-repo"), std::string::npos)
+      << missing.err;
+}
+
 }  // namespace
 }  // namespace hangar
