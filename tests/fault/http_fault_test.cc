@@ -103,6 +103,11 @@ class ClientsElsewhere {
 };
 
 TEST(HttpFault, OutOfDescriptorsPausesAcceptingAndRecoversWhenSomeClose) {
+#if defined(__SANITIZE_ADDRESS__)
+  // The sanitizers' runtime needs descriptors of its own (it reads /proc/self/maps to check a
+  // vptr, to print a report); with none left it reports its own failure as an error.
+  GTEST_SKIP() << "not under the sanitizers: they need file descriptors themselves";
+#endif
   ServerOptions o;
   o.max_connections = 100000;  // no cap: the descriptor limit is what runs out
   auto server = echo_server(o);
