@@ -50,6 +50,11 @@ std::map<std::string, json> entries(const Serve& serve) {
 
 TEST(RouterMemoryE2e, ABudgetForTwoModelsEvictsTheLeastRecentlyUsedForTheThird) {
   HANGAR_REQUIRE_FIXTURES();
+#if defined(__SANITIZE_ADDRESS__)
+  // The budget is sized from the estimates; under AddressSanitizer every worker measures about
+  // 100 MiB more Pss (its shadow memory), which rightly raises the reservations past it.
+  GTEST_SKIP() << "the footprint cannot be measured under AddressSanitizer (+~100 MiB Pss)";
+#endif
   const std::vector<std::string> models = {"llama-spm-f16", "qwen2-f16", "qwen3-f16"};
   const auto dir = make_models_dir(fixtures, models);
   std::map<std::string, uint64_t> need;
