@@ -16,29 +16,12 @@ int quant_at(const BlockQ4_K& b, int e) {
   return g % 2 == 0 ? byte & 0x0f : byte >> 4;
 }
 
-struct ScalesMins {
-  uint8_t sc[8];
-  uint8_t m[8];
-};
-
-ScalesMins unpack(const BlockQ4_K& b) {
-  ScalesMins s;
-  for (int g = 0; g < 8; ++g) unpack_scale_min_k4(b.scales, g, &s.sc[g], &s.m[g]);
-  return s;
-}
-
-int mins_sum(const ScalesMins& s, const BlockQ8_K& y) {
-  int sum = 0;
-  for (int g = 0; g < 8; ++g) sum += s.m[g] * (y.bsums[2 * g] + y.bsums[2 * g + 1]);
-  return sum;
-}
-
 float dot_q4_k_ref(int64_t n, const void* w, const void* a) {
   const BlockQ4_K* x = static_cast<const BlockQ4_K*>(w);
   const BlockQ8_K* y = static_cast<const BlockQ8_K*>(a);
   float sum = 0.0f;
   for (int64_t b = 0; b < n / kQK_K; ++b) {
-    const ScalesMins s = unpack(x[b]);
+    const ScalesMinsK4 s = unpack_scales_mins_k4(x[b].scales);
     int isum = 0;
     for (int g = 0; g < 8; ++g) {
       int dot = 0;
@@ -47,7 +30,7 @@ float dot_q4_k_ref(int64_t n, const void* w, const void* a) {
     }
     const float d = y[b].d * half_to_float(x[b].d);
     const float dmin = y[b].d * half_to_float(x[b].dmin);
-    sum += d * static_cast<float>(isum) - dmin * static_cast<float>(mins_sum(s, y[b]));
+    sum += d * static_cast<float>(isum) - dmin * static_cast<float>(mins_dot_k4(s, y[b]));
   }
   return sum;
 }
@@ -59,7 +42,7 @@ HANGAR_TARGET_AVX2 float dot_q4_k_avx2(int64_t n, const void* w, const void* a) 
   const __m256i nibble = _mm256_set1_epi8(0x0f);
   float sum = 0.0f;
   for (int64_t b = 0; b < n / kQK_K; ++b) {
-    const ScalesMins s = unpack(x[b]);
+    const ScalesMinsK4 s = unpack_scales_mins_k4(x[b].scales);
     __m256i acc = _mm256_setzero_si256();
     for (int i = 0; i < 4; ++i) {
       const __m256i q = avx2::load32(x[b].qs + 32 * i);
@@ -74,7 +57,7 @@ HANGAR_TARGET_AVX2 float dot_q4_k_avx2(int64_t n, const void* w, const void* a) 
     const float d = y[b].d * avx2::h2f(x[b].d);
     const float dmin = y[b].d * avx2::h2f(x[b].dmin);
     sum +=
-        d * static_cast<float>(avx2::hsum_i32(acc)) - dmin * static_cast<float>(mins_sum(s, y[b]));
+        d * static_cast<float>(avx2::hsum_i32(acc)) - dmin * static_cast<float>(mins_dot_k4(s, y[b]));
   }
   return sum;
 }
@@ -83,7 +66,7 @@ HANGAR_TARGET_AVX2 float dot_q4_k_avx2(int64_t n, const void* w, const void* a) 
 void to_float_q4_k(const void* w, float* y, int64_t n) {
   const BlockQ4_K* x = static_cast<const BlockQ4_K*>(w);
   for (int64_t b = 0; b < n / kQK_K; ++b) {
-    const ScalesMins s = unpack(x[b]);
+    const ScalesMinsK4 s = unpack_scales_mins_k4(x[b].scales);
     const float d = half_to_float(x[b].d);
     const float dmin = half_to_float(x[b].dmin);
     for (int e = 0; e < kQK_K; ++e) {

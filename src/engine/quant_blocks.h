@@ -120,6 +120,26 @@ inline void unpack_scale_min_k4(const uint8_t* q, int g, uint8_t* sc, uint8_t* m
   }
 }
 
+// The eight 6-bit scales and mins of a Q4_K or Q5_K super-block (`scales`: its 12 bytes),
+// unpacked once for the whole block.
+struct ScalesMinsK4 {
+  uint8_t sc[8];
+  uint8_t m[8];
+};
+inline ScalesMinsK4 unpack_scales_mins_k4(const uint8_t* scales) {
+  ScalesMinsK4 s;
+  for (int g = 0; g < 8; ++g) unpack_scale_min_k4(scales, g, &s.sc[g], &s.m[g]);
+  return s;
+}
+
+// Σ_g m[g] × (the sum of group g's 32 activations), from Q8_K's per-16 sums: the mins' part
+// of a Q4_K/Q5_K dot product.
+inline int mins_dot_k4(const ScalesMinsK4& s, const BlockQ8_K& y) {
+  int sum = 0;
+  for (int g = 0; g < 8; ++g) sum += s.m[g] * (y.bsums[2 * g] + y.bsums[2 * g + 1]);
+  return sum;
+}
+
 // Q3_K: the 16 signed scales (s - 32) from the 12 packed bytes.
 inline void unpack_scales_q3_k(const uint8_t* q, int8_t* out) {
   for (int g = 0; g < 16; ++g) {

@@ -53,10 +53,8 @@ StatusOr<std::string> dry_run_report(const RouterOptions& options, bool as_json,
   Estimator estimator;
   text += "models:\n";
   for (const ModelConfig& m : reg.models()) {
-    const int gpus = static_cast<int>(std::count_if(
-        inventory.begin(), inventory.end(),
-        [](const devices::Device& d) { return d.type == devices::DeviceType::kGpu; }));
-    const NeedEstimate need = estimator.estimate(m, !options.backend.empty(), gpus);
+    const NeedEstimate need =
+        estimator.estimate(m, !options.backend.empty(), gpu_count(inventory));
     const bool must_load =
         preloaded.count(m.id) > 0 || (m.load_on_startup && options.models_autoload);
     AdmissionState alone;

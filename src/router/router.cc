@@ -263,7 +263,7 @@ void Router::Impl::run_download(ModelConfig m, bool in_registry, download::Cance
   if (result.ok()) {
     // The files are here: estimate (design §5: download → estimate → admission).
     const NeedEstimate need =
-        estimator.estimate(effective(m), !options.backend.empty(), gpu_count());
+        estimator.estimate(effective(m), !options.backend.empty(), gpu_count(inventory));
     scheduler.set_need(id, need.bytes, need.error);
   }
   scheduler.on_downloaded(id, result);
@@ -318,12 +318,6 @@ std::string random_key() {
   std::string out;
   for (unsigned char b : bytes) out += fmt::format("{:02x}", b);
   return out;
-}
-
-int Router::Impl::gpu_count() const {
-  return static_cast<int>(std::count_if(inventory.begin(), inventory.end(), [](const auto& d) {
-    return d.type == devices::DeviceType::kGpu;
-  }));
 }
 
 ModelConfig Router::Impl::effective(const ModelConfig& m) const {
@@ -432,7 +426,7 @@ void Router::Impl::estimate_all(const Registry& reg) {
       scheduler.set_need(m.id, {}, "model '" + m.id + "' is not downloaded yet");
       continue;
     }
-    const NeedEstimate need = estimator.estimate(m, !options.backend.empty(), gpu_count());
+    const NeedEstimate need = estimator.estimate(m, !options.backend.empty(), gpu_count(inventory));
     if (!need.error.empty()) spdlog::warn("router: {}", need.error);
     for (const auto& [device, bytes] : need.bytes) {
       spdlog::debug("router: '{}' needs {} on {} ({})", m.id, mib(bytes), device, need.source);

@@ -8,6 +8,7 @@
 // supervisor's (its own lock). The scheduler has its
 // own lock; none of ours is held while calling into it.
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <map>
@@ -46,6 +47,13 @@ std::vector<DeviceLimit> device_limits(const std::vector<devices::Device>& inven
 
 std::string random_key();
 
+// The GPUs in an inventory.
+inline int gpu_count(const std::vector<devices::Device>& inventory) {
+  return static_cast<int>(std::count_if(inventory.begin(), inventory.end(), [](const auto& d) {
+    return d.type == devices::DeviceType::kGpu;
+  }));
+}
+
 struct Router::Impl : public SchedulerHooks, public SupervisorEvents {
   Impl(RouterOptions o, std::vector<devices::Device> inventory);
 
@@ -62,7 +70,6 @@ struct Router::Impl : public SchedulerHooks, public SupervisorEvents {
   // fetch of a new repository, which appears through a registry reload.
   void start_download(const ModelConfig& m, bool in_registry);
   void run_download(ModelConfig m, bool in_registry, download::CancelToken token);
-  int gpu_count() const;  // GPUs in the inventory
   // The Authorization header for a --backend that takes {api_key}; empty otherwise.
   http::Headers worker_auth() const;
   // `m` with its path filled in from a finished download.

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "fault/processes.h"
 #include "integration/router_harness.h"
 #include "unit/http/raw_socket.h"
 
@@ -114,19 +115,6 @@ TEST_F(RouterFault, SseSubscribersAreBoundedAndALeavingOneIsDroppedAtOnce) {
   EXPECT_TRUE(admitted);
 }
 
-// The pids of live processes whose command line contains `needle`.
-std::vector<pid_t> processes_mentioning(const std::string& needle) {
-  std::vector<pid_t> out;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-    const std::string name = entry.path().filename().string();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream in(entry.path() / "cmdline", std::ios::binary);
-    std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (cmdline.find(needle) != std::string::npos) out.push_back(std::stoi(name));
-  }
-  return out;
-}
-
 TEST_F(RouterFault, ABackendWrapperTakesItsServerDownWhenUnloaded) {
   add_model("wrapped");
   const auto wrapper = dir_ / "wrapper.sh";
@@ -136,14 +124,11 @@ TEST_F(RouterFault, ABackendWrapperTakesItsServerDownWhenUnloaded) {
   start();
   EXPECT_EQ(chat("wrapped").status, 200);
   const std::string model_file = (models_dir_ / "wrapped.gguf").string();
-  EXPECT_FALSE(processes_mentioning(model_file).empty());
+  EXPECT_FALSE(hangar::testing::live_pids_mentioning(model_file).empty());
   EXPECT_EQ(post("/models/unload", {{"model", "wrapped"}}).status, 200);
   ASSERT_TRUE(watcher->wait_for_status("wrapped", "unloaded"));
-  const auto deadline = std::chrono::steady_clock::now() + kHangDetector;
-  while (!processes_mentioning(model_file).empty() && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  EXPECT_TRUE(processes_mentioning(model_file).empty()) << "the wrapper's server outlived it";
+  EXPECT_TRUE(hangar::testing::no_process_mentions(model_file))
+      << "the wrapper's server outlived it";
 }
 
 TEST(RouterFaultCli, NumericOptionsOutOfRangeAreRefusedAtStart) {

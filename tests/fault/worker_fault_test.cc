@@ -11,36 +11,19 @@
 #include <future>
 #include <iterator>
 
+#include "fault/processes.h"
 #include "integration/router_harness.h"
 
 namespace hangar::router::testing {
 namespace {
 
-// The pid of the live process whose command line contains `needle`, or 0.
+// The pid of a live process whose command line contains `needle`, or 0.
 pid_t process_mentioning(const std::string& needle) {
-  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-    const std::string name = entry.path().filename().string();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream in(entry.path() / "cmdline", std::ios::binary);
-    std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    std::ifstream stat(entry.path() / "stat");
-    std::string st;
-    std::getline(stat, st);
-    const size_t paren = st.rfind(')');
-    if (paren != std::string::npos && paren + 2 < st.size() && st[paren + 2] == 'Z') continue;
-    if (cmdline.find(needle) != std::string::npos) return std::stoi(name);
-  }
-  return 0;
+  const std::vector<pid_t> pids = hangar::testing::live_pids_mentioning(needle);
+  return pids.empty() ? 0 : pids.front();
 }
 
-// Waits (hang detector) until no live process mentions `needle`.
-bool gone(const std::string& needle) {
-  const auto deadline = std::chrono::steady_clock::now() + kHangDetector;
-  while (process_mentioning(needle) != 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return process_mentioning(needle) == 0;
-}
+bool gone(const std::string& needle) { return hangar::testing::no_process_mentions(needle); }
 
 class WorkerFault : public RouterHarness {
  protected:
