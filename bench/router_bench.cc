@@ -1,5 +1,7 @@
 // router_bench: what the router adds (issue 5 item 8). One run, side by side: the same fake
-// worker reached straight and through an in-process Router on 127.0.0.1.
+// worker reached straight and through an in-process Router on 127.0.0.1 (whose worker listens on
+// a Unix socket, as `hangar serve` starts them; a second router with a worker on TCP is measured
+// beside it).
 //   - latency p50/p99 of small non-streaming requests (keep-alive client, sequential)
 //   - latency p50/p99 to the first SSE chunk of a streamed chat completion
 //   - requests/s with several concurrent keep-alive clients
@@ -168,33 +170,56 @@ int main(int argc, char** argv) {
     }
   }
 
-  hangar::router::RouterOptions o;
-  o.port = 0;
-  o.worker_bin = worker;
-  o.sources.models_dir = dir.string();
-  o.http_threads = threads;
-  o.memory_margin_mib = 0;  // the fake worker's script is not a GGUF file to estimate
-  auto created = hangar::router::Router::create(o);
-  if (!created.ok()) {
-    std::fprintf(stderr, "router: %s\n", created.status().message().c_str());
-    return 1;
-  }
-  auto router = std::move(created).value();
-  auto port = router->start();
-  if (!port.ok()) return 1;
-  auto load = hangar::http::fetch("POST", "http://127.0.0.1:" + std::to_string(*port) +
-                                              "/models/load",
-                                  R"({"model":"m","wait":true})");
-  if (!load.ok() || load->status != 200) {
-    std::fprintf(stderr, "load failed\n");
-    return 1;
-  }
+  // Two routers over the same model file: hangar's default, whose workers listen on Unix
+  // sockets (design §6), and one whose workers listen on 127.0.0.1, which gives the direct
+  // baseline (a TCP port a client can reach) and the routed-over-TCP figures to compare with.
+  auto start_router = [&](bool unix_workers, uint16_t* port)
+      -> std::unique_ptr<hangar::router::Router> {
+    hangar::router::RouterOptions o;
+    o.port = 0;
+    o.worker_bin = worker;
+    o.sources.models_dir = dir.string();
+    o.http_threads = threads;
+    o.memory_margin_mib = 0;  // the fake worker's script is not a GGUF file to estimate
+    o.worker_unix_sockets = unix_workers;
+    auto created = hangar::router::Router::create(o);
+    if (!created.ok()) {
+      std::fprintf(stderr, "router: %s\n", created.status().message().c_str());
+      return nullptr;
+    }
+    auto router = std::move(created).value();
+    auto p = router->start();
+    if (!p.ok()) return nullptr;
+    auto load = hangar::http::fetch(
+        "POST", "http://127.0.0.1:" + std::to_string(*p) + "/models/load",
+        R"({"model":"m","wait":true})");
+    if (!load.ok() || load->status != 200) {
+      std::fprintf(stderr, "load failed\n");
+      return nullptr;
+    }
+    *port = *p;
+    return router;
+  };
+  uint16_t tcp_router_port = 0, unix_router_port = 0;
+  auto tcp_router = start_router(false, &tcp_router_port);
+  auto router = start_router(true, &unix_router_port);
+  if (!tcp_router || !router) return 1;
+  const uint16_t* port = &unix_router_port;
   uint16_t direct = 0;
-  for (const auto& s : router->model_status()) {
-    if (s.id == "m") direct = s.port;
+  std::string unix_path;
+  for (const auto& s : tcp_router->model_status()) {
+    if (s.id == "m") direct = s.address.port;
   }
-  std::printf("router_bench: worker port %u, router port %u, %d requests, %d clients, %.1f s\n",
-              direct, *port, n, clients, seconds);
+  for (const auto& s : router->model_status()) {
+    if (s.id == "m") unix_path = s.address.unix_path;
+  }
+  if (direct == 0 || unix_path.empty()) {
+    std::fprintf(stderr, "the workers did not report where they listen\n");
+    return 1;
+  }
+  std::printf("router_bench: worker port %u (and %s), routers %u (Unix worker) and %u (TCP "
+              "worker), %d requests, %d clients, %.1f s\n",
+              direct, unix_path.c_str(), *port, tcp_router_port, n, clients, seconds);
 
   // The same hop without the router: a bare http::Server forwarding to the same worker with
   // as many io threads. routed - bare = what src/router adds on top of src/http's proxy.
@@ -214,8 +239,8 @@ int main(int argc, char** argv) {
   std::vector<double> added, added_sse, ratio;
   for (int round = 1; round <= rounds; ++round) {
     if (rounds > 1) std::printf("-- round %d of %d\n", round, rounds);
-    std::vector<Stats> lat = small_latency({direct, *bare_port, *port}, n);
-    const Stats &d0 = lat[0], &b0 = lat[1], &r0 = lat[2];
+    std::vector<Stats> lat = small_latency({direct, *bare_port, *port, tcp_router_port}, n);
+    const Stats &d0 = lat[0], &b0 = lat[1], &r0 = lat[2], &t0 = lat[3];
     std::printf("small request  direct p50 %8.1f us p99 %8.1f us | "
                 "routed p50 %8.1f us p99 %8.1f us | added p50 %6.1f us p99 %6.1f us\n",
                 d0.p50_us, d0.p99_us, r0.p50_us, r0.p99_us, r0.p50_us - d0.p50_us,
@@ -223,6 +248,9 @@ int main(int argc, char** argv) {
     std::printf("  of which the bare http forward (no router) adds p50 %6.1f us p99 %6.1f us;"
                 " the router on top of it p50 %6.1f us\n",
                 b0.p50_us - d0.p50_us, b0.p99_us - d0.p99_us, r0.p50_us - b0.p50_us);
+    std::printf("  routed to a worker on TCP instead of a Unix socket: p50 %8.1f us p99 %8.1f "
+                "us (the Unix socket saves %5.1f us at p50)\n",
+                t0.p50_us, t0.p99_us, t0.p50_us - r0.p50_us);
     Stats d, r;
     sse_latency(direct, *port, std::max(50, n / 10), &d, &r);
     std::printf("first SSE chunk direct p50 %8.1f us p99 %8.1f us | "
@@ -231,9 +259,11 @@ int main(int argc, char** argv) {
     double td = throughput(direct, clients, seconds);
     double tr = throughput(*port, clients, seconds);
     double tb = throughput(*bare_port, clients, seconds);
+    double tt = throughput(tcp_router_port, clients, seconds);
     std::printf("throughput     direct %9.0f req/s | routed %9.0f req/s | ratio %.3fx"
-                " (bare http forward %9.0f req/s, %.3fx)\n",
-                td, tr, tr / td, tb, tb / td);
+                " (bare http forward %9.0f req/s, %.3fx; routed to a TCP worker %9.0f req/s, "
+                "%.3fx)\n",
+                td, tr, tr / td, tb, tb / td, tt, tt / td);
     added.push_back(r0.p50_us - d0.p50_us);
     added_sse.push_back(r.p50_us - d.p50_us);
     ratio.push_back(tr / td);
@@ -247,6 +277,7 @@ int main(int argc, char** argv) {
               rounds, median(added), median(added_sse), median(ratio));
   bare.drain(std::chrono::seconds(5));
   router->shutdown(std::chrono::seconds(5));
+  tcp_router->shutdown(std::chrono::seconds(5));
   fs::remove_all(dir);
   return 0;
 }

@@ -171,6 +171,9 @@ void register_run(CLI::App& root, Commands& commands) {
   app->add_option("-t,--threads", o->worker.n_threads, "Engine threads")->capture_default_str();
   app->add_option("--host", o->host, "Address to bind")->capture_default_str();
   app->add_option("--port", o->port, "Port to bind (0: any free port)")->capture_default_str();
+  app->add_option("--listen", o->listen,
+                  "unix:PATH: serve on this Unix socket instead of --host/--port (the router "
+                  "starts its workers so)");
   app->add_option("-a,--alias", o->worker.alias, "The model's id in the API");
   app->add_option("--api-key", o->worker.api_key, "Require 'Authorization: Bearer KEY'");
   app->add_option("--chat-template", o->worker.chat_template,

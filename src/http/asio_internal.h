@@ -6,13 +6,16 @@
 // Boost 1.74's Asio uses std::exchange without including <utility> itself.
 #include <utility>
 
+#include <boost/asio/basic_socket_acceptor.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -25,6 +28,8 @@
 #include <memory>
 #include <optional>
 
+#include "common/status.h"
+#include "http/address.h"
 #include "http/server.h"
 
 namespace hangar::http::internal {
@@ -32,6 +37,18 @@ namespace hangar::http::internal {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 using tcp = asio::ip::tcp;
+// Sockets that are TCP or Unix, chosen by the endpoint they open with (one code path for both).
+using stream_protocol = asio::generic::stream_protocol;
+using local = asio::local::stream_protocol;
+using Acceptor = asio::basic_socket_acceptor<stream_protocol>;
+
+// The endpoint of `address`: a Unix socket path, or a TCP numeric host (InvalidArgument for a
+// name that needs resolving, or a path too long for sockaddr_un).
+StatusOr<stream_protocol::endpoint> endpoint_of(const Address& address);
+// The port of a TCP endpoint; 0 for a Unix one.
+uint16_t tcp_port_of(const stream_protocol::endpoint& endpoint);
+// "host:port" of a TCP endpoint, "unix" for a Unix one (the peer of a Unix socket has no name).
+std::string describe_peer(const stream_protocol::endpoint& endpoint);
 // The executor of one io thread's event loop. Every io_context here is run by exactly one
 // thread, so its executor already serializes what runs on it, like a strand, without a strand's
 // extra queue hop on every completion (each hop costs an event-loop round and an epoll_wait).

@@ -34,6 +34,9 @@ struct FetchOptions {
   // otherwise. For fetch_stream it is the longest wait for the next byte.
   std::chrono::milliseconds timeout{30'000};
   size_t max_body_bytes = 256 * 1024 * 1024;  // a larger response is ResourceExhausted
+  // Non-empty: connect to this Unix socket instead of the URL's host:port (as curl's
+  // --unix-socket; the URL still gives the target and the Host header).
+  std::string unix_socket;
 };
 
 // One request on a fresh connection (Connection: close). Any status code is a successful

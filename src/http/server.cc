@@ -7,6 +7,11 @@
 
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
 
 #include <algorithm>
 #include <condition_variable>
@@ -471,10 +476,11 @@ struct Server::Impl {
   // Declared after everything the connections touch when they are destroyed, so they are
   // destroyed first (pending coroutine frames die with them).
   std::vector<std::unique_ptr<internal::asio::io_context>> iocs;  // [max(1, threads)]
-  // One acceptor per io_context (an SO_REUSEPORT group when there are several): a new connection
-  // is accepted by one io thread and stays there, with no hand-over to another thread.
-  // acceptors[i] is used on iocs[i] only.
-  std::vector<std::unique_ptr<internal::tcp::acceptor>> acceptors;
+  // TCP: one acceptor per io_context (an SO_REUSEPORT group when there are several): a new
+  // connection is accepted by one io thread and stays there, with no hand-over to another
+  // thread. acceptors[i] is used on iocs[i] only. A Unix socket has one acceptor, on iocs[0],
+  // which hands its connections to the io threads in turn.
+  std::vector<std::unique_ptr<internal::Acceptor>> acceptors;
   // accept_signals[i]: acceptors[i]'s loop waits on it while paused (used on iocs[i] only).
   std::vector<std::unique_ptr<internal::Signal>> accept_signals;
   std::vector<internal::asio::executor_work_guard<internal::asio::io_context::executor_type>>
@@ -532,7 +538,7 @@ namespace {
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  using Socket = asio::basic_stream_socket<tcp, Loop>;
+  using Socket = asio::basic_stream_socket<stream_protocol, Loop>;
 
   Connection(Server::Impl* server, Socket socket)
       : server_(server),
@@ -542,9 +548,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
         reader_signal_(loop_),
         idle_timer_(loop_) {
     beast::error_code ec;
-    socket_.set_option(tcp::no_delay(true), ec);  // small SSE frames go out at once
     auto ep = socket_.remote_endpoint(ec);
-    if (!ec) remote_ = ep.address().to_string() + ":" + std::to_string(ep.port());
+    if (!ec) remote_ = describe_peer(ep);
+    if (!ec && ep.protocol().family() != AF_UNIX) {
+      socket_.set_option(tcp::no_delay(true), ec);  // small SSE frames go out at once
+    }
   }
 
   ~Connection() {
@@ -953,7 +961,10 @@ void Exchange::notify(bool here) {
 asio::awaitable<void> accept_loop(Server::Impl* server, size_t index) {
   using std::chrono::milliseconds;
   beast::error_code ec;
-  tcp::acceptor& acceptor = *server->acceptors[index];
+  Acceptor& acceptor = *server->acceptors[index];
+  // A Unix socket's one acceptor gives each io thread a connection in turn.
+  const bool hand_over = server->acceptors.size() < server->iocs.size();
+  size_t turn = 0;
   Signal& resume = *server->accept_signals[index];
   asio::steady_timer backoff(acceptor.get_executor());
   milliseconds pause{0};  // the pause after the last failed accept; 0 outside an episode
@@ -969,7 +980,8 @@ asio::awaitable<void> accept_loop(Server::Impl* server, size_t index) {
       server->paused_acceptors--;
       continue;
     }
-    Connection::Socket socket(server->iocs[index]->get_executor());
+    const size_t target = hand_over ? turn++ % server->iocs.size() : index;
+    Connection::Socket socket(server->iocs[target]->get_executor());
     co_await acceptor.async_accept(socket, redirect_error(use_awaitable, ec));
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
@@ -997,7 +1009,11 @@ asio::awaitable<void> accept_loop(Server::Impl* server, size_t index) {
       std::erase_if(server->connections, [](const auto& w) { return w.expired(); });
       server->connections.push_back(conn);
     }
-    conn->start();
+    if (target == index) {
+      conn->start();
+    } else {
+      asio::post(conn->loop(), [conn] { conn->start(); });
+    }
   }
 }
 
@@ -1043,44 +1059,104 @@ void Server::route(std::string method, std::string path, Handler handler) {
 
 void Server::set_fallback(Handler handler) { impl_->fallback = std::move(handler); }
 
+namespace internal {
+
+StatusOr<stream_protocol::endpoint> endpoint_of(const Address& address) {
+  if (address.is_unix()) {
+    if (address.unix_path.size() >= sizeof(sockaddr_un{}.sun_path)) {
+      return invalid_argument_error(fmt::format(
+          "http: the Unix socket path '{}' is {} bytes; the limit is {}", address.unix_path,
+          address.unix_path.size(), sizeof(sockaddr_un{}.sun_path) - 1));
+    }
+    return stream_protocol::endpoint(local::endpoint(address.unix_path));
+  }
+  boost::system::error_code ec;
+  auto ip = asio::ip::make_address(address.host, ec);
+  if (ec) {
+    return invalid_argument_error(
+        fmt::format("http: '{}' is not a numeric address: {}", address.host, ec.message()));
+  }
+  return stream_protocol::endpoint(tcp::endpoint(ip, address.port));
+}
+
+namespace {
+// The TCP endpoint inside a generic one (AF_INET or AF_INET6).
+tcp::endpoint tcp_of(const stream_protocol::endpoint& e) {
+  tcp::endpoint out;
+  std::memcpy(out.data(), e.data(), std::min(e.size(), out.capacity()));
+  return out;
+}
+}  // namespace
+
+uint16_t tcp_port_of(const stream_protocol::endpoint& endpoint) {
+  const int family = endpoint.protocol().family();
+  return family == AF_INET || family == AF_INET6 ? tcp_of(endpoint).port() : 0;
+}
+
+std::string describe_peer(const stream_protocol::endpoint& endpoint) {
+  const int family = endpoint.protocol().family();
+  if (family != AF_INET && family != AF_INET6) return "unix";
+  tcp::endpoint t = tcp_of(endpoint);
+  return t.address().to_string() + ":" + std::to_string(t.port());
+}
+
+}  // namespace internal
+
 StatusOr<uint16_t> Server::listen() {
   namespace asio = internal::asio;
-  using internal::tcp;
+  using internal::Acceptor;
+  using internal::stream_protocol;
   std::lock_guard lock(impl_->mu);
   if (impl_->listening || impl_->joined) {
     return failed_precondition_error("http: Server::listen called twice");
   }
   const auto& o = impl_->options;
+  const Address where = o.unix_path.empty() ? Address::tcp(o.host, o.port)
+                                            : Address::unix_socket(o.unix_path);
+  auto endpoint = internal::endpoint_of(where);
+  if (!endpoint.ok()) {
+    return invalid_argument_error(
+        fmt::format("http: bad listen address '{}': {}", where.to_string(),
+                    endpoint.status().message()));
+  }
+  if (where.is_unix()) {
+    // A socket file left by an earlier process of ours would make bind fail; anything else at
+    // that path is not ours to remove.
+    struct stat st {};
+    if (lstat(o.unix_path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) {
+      ::unlink(o.unix_path.c_str());
+    }
+  }
   boost::system::error_code ec;
-  auto address = asio::ip::make_address(o.host, ec);
-  if (ec) {
-    return invalid_argument_error(fmt::format("http: bad listen address '{}': {}", o.host,
-                                              ec.message()));
-  }
-  tcp::endpoint endpoint(address, o.port);
   auto& acceptors = impl_->acceptors;
-  for (auto& ioc : impl_->iocs) {
-    acceptors.push_back(std::make_unique<tcp::acceptor>(ioc->get_executor()));
-    impl_->accept_signals.push_back(std::make_unique<internal::Signal>(ioc->get_executor()));
+  const size_t count = where.is_unix() ? 1 : impl_->iocs.size();
+  for (size_t i = 0; i < count; ++i) {
+    acceptors.push_back(
+        std::make_unique<Acceptor>(impl_->iocs[i]->get_executor()));
+    impl_->accept_signals.push_back(
+        std::make_unique<internal::Signal>(impl_->iocs[i]->get_executor()));
   }
-  // With several io threads, each listens on its own socket of one SO_REUSEPORT group: the
+  // With several io threads, each listens on its own TCP socket of one SO_REUSEPORT group: the
   // kernel gives each new connection to one of them, so exactly one io thread wakes for it and
   // serves it. A group would also share the port with another hangar of the same user, so a
   // fixed port is first checked free with an ordinary socket.
   using reuse_port = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
   const bool group = acceptors.size() > 1;
   if (group && o.port != 0) {
-    tcp::acceptor probe(impl_->main_ioc());
-    probe.open(endpoint.protocol(), ec);
+    Acceptor probe(impl_->main_ioc());
+    probe.open(endpoint->protocol(), ec);
     if (!ec) probe.set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec) probe.bind(endpoint, ec);
+    if (!ec) probe.bind(*endpoint, ec);
   }
   for (size_t i = 0; i < acceptors.size() && !ec; ++i) {
     auto& a = *acceptors[i];
-    tcp::endpoint at = endpoint;
-    if (i > 0) at.port(acceptors[0]->local_endpoint(ec).port());  // where port 0 put the first
-    if (!ec) a.open(endpoint.protocol(), ec);
-    if (!ec) a.set_option(asio::socket_base::reuse_address(true), ec);
+    stream_protocol::endpoint at = *endpoint;
+    if (i > 0) {  // the port port 0 gave the first
+      auto first = acceptors[0]->local_endpoint(ec);
+      if (!ec) at = first;
+    }
+    if (!ec) a.open(endpoint->protocol(), ec);
+    if (!ec && !where.is_unix()) a.set_option(asio::socket_base::reuse_address(true), ec);
     if (!ec && group) a.set_option(reuse_port(true), ec);
     if (!ec) a.bind(at, ec);
     if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
@@ -1088,10 +1164,12 @@ StatusOr<uint16_t> Server::listen() {
   if (ec) {
     acceptors.clear();
     impl_->accept_signals.clear();
-    return unavailable_error(fmt::format("http: cannot listen on {}:{}: {}", o.host, o.port,
+    return unavailable_error(fmt::format("http: cannot listen on {}: {}", where.to_string(),
                                          ec.message()));
   }
-  impl_->port = acceptors.front()->local_endpoint(ec).port();
+  if (!where.is_unix()) {
+    impl_->port = internal::tcp_port_of(acceptors.front()->local_endpoint(ec));
+  }
   impl_->listening = true;
   for (auto& ioc : impl_->iocs) impl_->work.emplace_back(ioc->get_executor());
   for (size_t i = 0; i < acceptors.size(); ++i) {
@@ -1101,7 +1179,8 @@ StatusOr<uint16_t> Server::listen() {
   for (auto& ioc : impl_->iocs) {
     impl_->threads.emplace_back([ioc = ioc.get()] { ioc->run(); });
   }
-  spdlog::debug("http: listening on {}:{}", o.host, impl_->port.load());
+  spdlog::debug("http: listening on {}",
+                where.is_unix() ? where.to_string() : o.host + ":" + std::to_string(port()));
   return impl_->port.load();
 }
 
@@ -1130,6 +1209,8 @@ void Server::stop() {
         impl->accept_signals[i]->notify();  // a loop paused at max_connections ends
       });
     }
+    // New clients get "no such file" rather than a socket nobody accepts on.
+    if (!impl_->options.unix_path.empty()) ::unlink(impl_->options.unix_path.c_str());
   }
   for (auto& c : live_connections(*impl_)) {
     internal::asio::post(c->loop(), [c] { c->on_server_stop(); });

@@ -24,6 +24,7 @@
 #include <string>
 
 #include "common/status.h"
+#include "http/address.h"
 #include "http/message.h"
 #include "http/responder.h"
 
@@ -34,6 +35,10 @@ using Handler = std::function<void(Request request, std::shared_ptr<Responder> r
 struct ServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 0;  // 0 = the kernel picks; read it from listen() or port()
+  // Non-empty: listen on this Unix socket instead of host:port (listen() then returns port 0).
+  // A socket file already there is replaced; the file is removed when the server stops. The
+  // caller chooses a directory others cannot enter: the socket's own mode is not relied on.
+  std::string unix_path;
   int threads = 1;    // io threads
   size_t max_body_bytes = 16 * 1024 * 1024;  // larger request bodies → 413
   size_t max_header_bytes = 64 * 1024;       // larger request heads → 431

@@ -30,21 +30,21 @@ struct UpstreamConnection {
     buffer.reserve(16 * 1024);  // a whole small answer, or many SSE events, in one recv
   }
   asio::io_context* ioc;  // the io thread its socket runs on
-  tcp::socket socket;
+  stream_protocol::socket socket;
   beast::flat_buffer buffer;  // bytes read past the previous response (normally none)
 };
 
 }  // namespace
 
 struct Upstream::Impl {
-  Impl(asio::io_context& io, std::string h, uint16_t p, UpstreamOptions o)
-      : ioc(io), host(std::move(h)), port(p), options(o) {}
+  Impl(asio::io_context& io, Address a, UpstreamOptions o)
+      : ioc(io), address(std::move(a)), options(o) {}
 
   asio::io_context& ioc;
-  const std::string host;
-  const uint16_t port;
+  const Address address;
   const UpstreamOptions options;
-  std::string host_port = fmt::format("{}:{}", host, port);
+  const std::string host_port = address.to_string();     // for errors and logs
+  const std::string host_header = address.host_header();  // Host of every request
 
   std::mutex mu;
   std::vector<std::unique_ptr<UpstreamConnection>> idle;  // guarded by mu
@@ -70,16 +70,20 @@ struct Upstream::Impl {
   }
 };
 
-std::shared_ptr<Upstream> Upstream::create(Server& server, std::string host, uint16_t port,
+std::shared_ptr<Upstream> Upstream::create(Server& server, Address address,
                                            UpstreamOptions options) {
   return std::make_shared<Upstream>(
-      std::make_unique<Impl>(io_context_of(server), std::move(host), port, options));
+      std::make_unique<Impl>(io_context_of(server), std::move(address), options));
+}
+
+std::shared_ptr<Upstream> Upstream::create(Server& server, std::string host, uint16_t port,
+                                           UpstreamOptions options) {
+  return create(server, Address::tcp(std::move(host), port), options);
 }
 
 Upstream::Upstream(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Upstream::~Upstream() = default;
-const std::string& Upstream::host() const { return impl_->host; }
-uint16_t Upstream::port() const { return impl_->port; }
+const Address& Upstream::address() const { return impl_->address; }
 
 void Upstream::close_idle() {
   std::vector<std::unique_ptr<UpstreamConnection>> drop;
@@ -226,7 +230,7 @@ asio::awaitable<void> run_forward(std::shared_ptr<ForwardState> st) {
     }
   });
 
-  std::string head = serialize_request_head(st->request, up.host_port);
+  std::string head = serialize_request_head(st->request, up.host_header);
   std::array<asio::const_buffer, 2> out_buffers{asio::buffer(head), asio::buffer(st->request.body)};
   std::optional<http::response_parser<http::buffer_body>> parser;
   Status failure;
@@ -237,20 +241,22 @@ asio::awaitable<void> run_forward(std::shared_ptr<ForwardState> st) {
     bool reused = st->conn != nullptr;
     if (!reused) {
       st->conn = std::make_unique<UpstreamConnection>(st->ioc);
-      tcp::endpoint ep;
-      auto addr = asio::ip::make_address(up.host, ec);
-      if (ec) {
+      stream_protocol::endpoint ep;
+      if (auto numeric = endpoint_of(up.address); numeric.ok()) {
+        ep = *numeric;
+      } else if (up.address.is_unix()) {
+        failure = unavailable_error(numeric.status().message());
+        break;
+      } else {
         tcp::resolver resolver(st->ioc);
-        auto results = co_await resolver.async_resolve(up.host, std::to_string(up.port),
-                                                       redirect_error(use_awaitable, ec));
+        auto results = co_await resolver.async_resolve(
+            up.address.host, std::to_string(up.address.port), redirect_error(use_awaitable, ec));
         if (ec || results.empty()) {
           failure = unavailable_error(fmt::format("upstream {} cannot be resolved: {}",
                                                   up.host_port, ec.message()));
           break;
         }
-        ep = *results.begin();
-      } else {
-        ep = tcp::endpoint(addr, up.port);
+        ep = results.begin()->endpoint();
       }
       st->arm_deadline(o.connect_timeout);
       co_await st->conn->socket.async_connect(ep, redirect_error(use_awaitable, ec));
@@ -263,7 +269,7 @@ asio::awaitable<void> run_forward(std::shared_ptr<ForwardState> st) {
                                         ec.message()));
         break;
       }
-      st->conn->socket.set_option(tcp::no_delay(true), ec);
+      if (!up.address.is_unix()) st->conn->socket.set_option(tcp::no_delay(true), ec);
       up.opened++;
     }
     up.requests++;
@@ -465,8 +471,8 @@ void forward(Request request, std::shared_ptr<Responder> responder,
   asio::co_spawn(loop, run_forward(st), [st](std::exception_ptr e) {
     if (!e) return;
     // Our code does not throw; a third-party exception here is a bug worth a log line.
-    spdlog::error("http: forward() to {}:{} failed with an exception", st->upstream->host(),
-                  st->upstream->port());
+    spdlog::error("http: forward() to {} failed with an exception",
+                  st->upstream->address().to_string());
     if (st->on_done) {
       st->result.status = internal_error("forward failed with an exception");
       auto fn = std::move(st->on_done);

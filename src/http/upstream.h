@@ -1,6 +1,6 @@
 #pragma once
 // Upstream and forward(): the router's proxy path. An Upstream is a keep-alive connection pool
-// to one worker (host:port) living on a Server's io_context; forward() sends a request there and
+// to one worker (host:port or a Unix socket) living on a Server's io_context; forward() sends a request there and
 // streams the response back through a Responder piece by piece as it arrives (SSE passes
 // through with no added delay; no whole body is ever buffered), with no thread hop when the
 // Responder belongs to the same Server.
@@ -33,6 +33,7 @@
 #include <string>
 
 #include "common/status.h"
+#include "http/address.h"
 #include "http/message.h"
 #include "http/responder.h"
 #include "http/server.h"
@@ -49,20 +50,22 @@ struct UpstreamOptions {
 };
 
 struct UpstreamStats {
-  uint64_t connections_opened = 0;  // TCP connections made so far
+  uint64_t connections_opened = 0;  // connections made so far
   uint64_t requests = 0;            // requests sent (retries included)
   uint64_t idle_connections = 0;    // now in the pool
 };
 
 class Upstream {
  public:
-  // A pool to host:port on `server`'s io_context. `server` must outlive the Upstream.
+  // A pool to `address` (TCP or a Unix socket) on `server`'s io_context. `server` must outlive
+  // the Upstream.
+  static std::shared_ptr<Upstream> create(Server& server, Address address,
+                                          UpstreamOptions options = {});
   static std::shared_ptr<Upstream> create(Server& server, std::string host, uint16_t port,
                                           UpstreamOptions options = {});
   ~Upstream();
 
-  const std::string& host() const;
-  uint16_t port() const;
+  const Address& address() const;
   // Closes the pooled idle connections (in-flight requests continue).
   void close_idle();
   UpstreamStats stats() const;

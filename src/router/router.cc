@@ -5,6 +5,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string_view>
@@ -46,6 +51,25 @@ StatusOr<uint16_t> pick_free_port() {
   uint16_t port = ntohs(addr.sin_port);
   close(fd);
   return port;
+}
+
+// A new directory only this user can enter (mode 0700), for the workers' Unix sockets: in
+// $XDG_RUNTIME_DIR when set (a per-user tmpfs), else in $TMPDIR or /tmp.
+StatusOr<std::string> make_private_dir() {
+  std::string base = "/tmp";
+  for (const char* name : {"XDG_RUNTIME_DIR", "TMPDIR"}) {
+    const char* v = std::getenv(name);
+    if (v != nullptr && v[0] == '/' && std::strlen(v) < 64 && access(v, W_OK | X_OK) == 0) {
+      base = v;
+      break;
+    }
+  }
+  std::string templ = base + "/hangar-XXXXXX";
+  if (mkdtemp(templ.data()) == nullptr) {
+    return unavailable_error(fmt::format("cannot create a socket directory in {}: {}", base,
+                                         std::strerror(errno)));
+  }
+  return templ;
 }
 
 std::vector<std::string> split_words(const std::string& s) {
@@ -104,12 +128,17 @@ std::chrono::milliseconds Router::Impl::stop_timeout_of(const ModelConfig& m) co
   return std::chrono::seconds(m.stop_timeout_s);
 }
 
-std::vector<std::string> Router::Impl::worker_argv(const ModelConfig& m, uint16_t port) const {
+std::vector<std::string> Router::Impl::worker_argv(const ModelConfig& m,
+                                                  const http::Address& address) const {
   if (options.backend.empty()) {
     // Where the worker listens is always given here: it must not come from anywhere else.
     std::vector<std::string> argv = {worker_bin, "run", "-m", m.path, "--control-fd",
-                                     std::to_string(WorkerProcess::kControlFd), "--alias", m.id,
-                                     "--host", "127.0.0.1", "--port", "0"};
+                                     std::to_string(WorkerProcess::kControlFd), "--alias", m.id};
+    if (address.is_unix()) {
+      argv.insert(argv.end(), {"--listen", "unix:" + address.unix_path});
+    } else {
+      argv.insert(argv.end(), {"--host", "127.0.0.1", "--port", "0"});
+    }
     if (!options.worker_log_level.empty()) {
       argv.insert(argv.end(), {"--log-level", options.worker_log_level});
     }
@@ -131,7 +160,7 @@ std::vector<std::string> Router::Impl::worker_argv(const ModelConfig& m, uint16_
     }
     std::string w = word;
     for (auto [key, value] : {std::pair<std::string, std::string>{"{model}", m.path},
-                              {"{port}", std::to_string(port)},
+                              {"{port}", std::to_string(address.port)},
                               {"{api_key}", worker_key}}) {
       for (size_t p = w.find(key); p != std::string::npos; p = w.find(key, p + value.size())) {
         w.replace(p, key.size(), value);
@@ -353,16 +382,21 @@ void Router::Impl::do_spawn(const std::string& id) {
     return;
   }
   const bool backend = !options.backend.empty();
-  uint16_t port = 0;
+  http::Address address;  // a hangar worker on TCP says which port it got
   if (backend) {
     auto p = pick_free_port();
     if (!p.ok()) {
       scheduler.on_exit(id, -1, true, p.status().message());
       return;
     }
-    port = *p;
+    address = http::Address::tcp("127.0.0.1", *p);
+  } else if (!socket_dir_.empty()) {
+    // A fresh name per start: a socket a killed worker left behind is never reused.
+    address = http::Address::unix_socket(
+        fmt::format("{}/w{}.sock", socket_dir_, ++sockets_started_));
   }
-  supervisor->start(config, worker_argv(config, port), backend, port, stop_timeout_of(config));
+  supervisor->start(config, worker_argv(config, address), backend, address,
+                    stop_timeout_of(config));
 }
 
 // --- SupervisorEvents -----------------------------------------------------------------------
@@ -373,9 +407,9 @@ void Router::Impl::worker_progress(const std::string& id, double progress) {
   publish(id, "model_status", json_text(data));
 }
 
-void Router::Impl::worker_ready(const std::string& id, uint16_t port,
+void Router::Impl::worker_ready(const std::string& id, const http::Address& address,
                                 const std::map<std::string, uint64_t>& measured) {
-  scheduler.on_ready(id, port);
+  scheduler.on_ready(id, address);
   scheduler.on_measured(id, measured);
 }
 
@@ -523,6 +557,15 @@ StatusOr<std::unique_ptr<Router>> Router::create(RouterOptions options) {
 
 StatusOr<uint16_t> Router::start() {
   HANGAR_ASSIGN_OR_RETURN(uint16_t port, impl_->server->listen());
+  if (impl_->options.backend.empty() && impl_->options.worker_unix_sockets) {
+    auto dir = make_private_dir();
+    if (dir.ok()) {
+      impl_->socket_dir_ = *dir;
+      spdlog::debug("router: workers listen on Unix sockets in {}", *dir);
+    } else {
+      spdlog::warn("router: {}; workers listen on 127.0.0.1 instead", dir.status().message());
+    }
+  }
   if (impl_->options.memory_refresh.count() > 0) {
     impl_->loop->post_at(std::chrono::steady_clock::now() + impl_->options.memory_refresh,
                          [impl = impl_.get()] { impl->refresh_memory(); });
@@ -578,6 +621,10 @@ void Router::shutdown(std::chrono::milliseconds grace) {
   {
     std::lock_guard lock(impl_->upstream_mu_);
     impl_->upstreams_.clear();
+  }
+  if (!impl_->socket_dir_.empty()) {
+    std::error_code ec;  // every worker is gone: so are the sockets it may have left
+    std::filesystem::remove_all(impl_->socket_dir_, ec);
   }
 }
 

@@ -29,6 +29,9 @@ struct RouterOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 8080;  // 0 = any free port (tests)
   int http_threads = 2;
+  // hangar's own workers listen on Unix sockets in a private directory (design §6), so no other
+  // local user can reach them past --api-key; false: on 127.0.0.1 (a test or bench baseline).
+  bool worker_unix_sockets = true;
   size_t max_connections = 0;                    // 0 = soft RLIMIT_NOFILE − 128 (http::Server)
   size_t max_body_memory = 256ull * 1024 * 1024;  // request bodies held at once, all clients
   RegistrySources sources;

@@ -128,11 +128,12 @@ Response preflight() {
 
 }  // namespace
 
-std::shared_ptr<http::Upstream> Router::Impl::upstream_for(const std::string& id, uint16_t port) {
+std::shared_ptr<http::Upstream> Router::Impl::upstream_for(const std::string& id,
+                                                          const http::Address& address) {
   std::lock_guard lock(upstream_mu_);
   auto it = upstreams_.find(id);
-  if (it != upstreams_.end() && it->second->port() == port) return it->second;
-  auto up = http::Upstream::create(*server, "127.0.0.1", port);
+  if (it != upstreams_.end() && it->second->address() == address) return it->second;
+  auto up = http::Upstream::create(*server, address);
   upstreams_[id] = up;
   return up;
 }
@@ -149,9 +150,9 @@ void Router::Impl::drop_upstream(const std::string& id) {
   up->close_idle();
 }
 
-void Router::Impl::forward_to(const std::string& id, uint16_t port, Request req,
+void Router::Impl::forward_to(const std::string& id, const http::Address& address, Request req,
                               std::shared_ptr<Responder> r) {
-  auto up = upstream_for(id, port);
+  auto up = upstream_for(id, address);
   // A --backend whose template takes {api_key} gets the key only the router knows, in place of
   // whatever credentials the client gave the router.
   if (!worker_key.empty()) {
@@ -191,7 +192,7 @@ void Router::Impl::proxy(Request req, std::shared_ptr<Responder> r, const std::s
           scheduler.release(id);
           return;
         }
-        forward_to(id, l->port, std::move(*shared_req), r);
+        forward_to(id, l->address, std::move(*shared_req), r);
       },
       &waiter);
   if (!result.ok()) {
@@ -199,7 +200,7 @@ void Router::Impl::proxy(Request req, std::shared_ptr<Responder> r, const std::s
     return;
   }
   if (*result == Scheduler::Acquired::kGranted) {
-    forward_to(id, lease.port, std::move(*shared_req), std::move(r));
+    forward_to(id, lease.address, std::move(*shared_req), std::move(r));
     return;
   }
   r->on_close([this, id, waiter] { scheduler.cancel_waiter(id, waiter); });
@@ -226,7 +227,11 @@ std::string Router::Impl::models_json() const {
   for (const ModelConfig& listed : reg->models()) {
     const ModelConfig m = effective(listed);  // a downloaded model's path filled in
     const ModelStatus& s = status[m.id];
-    json st = {{"value", model_state_name(s.state)}, {"args", worker_argv(m, 0)}};
+    // Where it serves once started (the socket directory until then).
+    const http::Address shown_address =
+        !s.address.empty() || socket_dir_.empty() ? s.address
+                                                  : http::Address::unix_socket(socket_dir_);
+    json st = {{"value", model_state_name(s.state)}, {"args", worker_argv(m, shown_address)}};
     if (s.state == ModelState::kLoading) st["progress"] = s.progress;
     if (s.state == ModelState::kDownloading) {
       std::lock_guard lock(downloads_mu_);

@@ -79,14 +79,16 @@ struct Router::Impl : public SchedulerHooks, public SupervisorEvents {
 
   // SupervisorEvents (monitor, control and liveness threads).
   void worker_progress(const std::string& id, double progress) override;
-  void worker_ready(const std::string& id, uint16_t port,
+  void worker_ready(const std::string& id, const http::Address& address,
                     const std::map<std::string, uint64_t>& measured) override;
   void worker_exited(const std::string& id, int exit_code, bool failed,
                      const std::string& error) override;
 
   // Control thread: resolves the model's config and command line and starts it.
   void do_spawn(const std::string& id);
-  std::vector<std::string> worker_argv(const ModelConfig& m, uint16_t port) const;
+  // `address`: where a --backend program or a hangar worker on a Unix socket listens (empty:
+  // a hangar worker on TCP, any free port).
+  std::vector<std::string> worker_argv(const ModelConfig& m, const http::Address& address) const;
   std::chrono::milliseconds stop_timeout_of(const ModelConfig& m) const;
 
   // Registry.
@@ -102,9 +104,10 @@ struct Router::Impl : public SchedulerHooks, public SupervisorEvents {
   // HTTP (router_api.cc).
   void install_routes();
   void proxy(http::Request req, std::shared_ptr<http::Responder> r, const std::string& name);
-  void forward_to(const std::string& id, uint16_t port, http::Request req,
+  void forward_to(const std::string& id, const http::Address& address, http::Request req,
                   std::shared_ptr<http::Responder> r);
-  std::shared_ptr<http::Upstream> upstream_for(const std::string& id, uint16_t port);
+  std::shared_ptr<http::Upstream> upstream_for(const std::string& id,
+                                               const http::Address& address);
   void drop_upstream(const std::string& id);
   void publish(const std::string& model, const std::string& event, const std::string& data_json);
   std::string models_json() const;
@@ -122,6 +125,10 @@ struct Router::Impl : public SchedulerHooks, public SupervisorEvents {
   // The key a --backend template's {api_key} gets: random, known only to the router, sent with
   // every request it proxies to that program (other local users cannot use it directly).
   std::string worker_key;
+  // hangar's own workers listen on Unix sockets here (design §6): a directory only the router's
+  // user can enter, made at start, removed at shutdown. Empty: they listen on 127.0.0.1.
+  std::string socket_dir_;
+  uint64_t sockets_started_ = 0;  // control thread
   std::unique_ptr<http::Server> server;
   Scheduler scheduler;
   std::unique_ptr<TaskLoop> loop;

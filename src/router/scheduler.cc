@@ -357,7 +357,7 @@ StatusOr<Scheduler::Acquired> Scheduler::acquire(const std::string& id, bool aut
     if (e.state == ModelState::kLoaded) {
       ++e.in_flight;
       touch(e);
-      lease->port = e.port;
+      lease->address = e.address;
       return Acquired::kGranted;
     }
     if (e.state == ModelState::kUnloaded && !autoload) {
@@ -501,7 +501,7 @@ void Scheduler::on_progress(const std::string& id, double progress) {
   }
 }
 
-void Scheduler::on_ready(const std::string& id, uint16_t port) {
+void Scheduler::on_ready(const std::string& id, const http::Address& address) {
   Actions a;
   {
     std::lock_guard lock(mu_);
@@ -509,14 +509,14 @@ void Scheduler::on_ready(const std::string& id, uint16_t port) {
     if (it == models_.end()) return;
     Entry& e = it->second;
     if (e.state != ModelState::kLoading) return;  // being stopped already
-    e.port = port;
+    e.address = address;
     e.progress = 1;
     e.explicit_load = false;
     touch(e);
     set_state(e, ModelState::kLoaded, a);
     for (Waiter& w : e.waiters) {
       ++e.in_flight;
-      a.callbacks.emplace_back(std::move(w.callback), Lease{port});
+      a.callbacks.emplace_back(std::move(w.callback), Lease{address});
     }
     e.waiters.clear();
     a.deadline_changed = true;
@@ -534,7 +534,7 @@ void Scheduler::on_exit(const std::string& id, int exit_code, bool failed,
     Entry& e = it->second;
     if (!holds_process(e.state)) return;
     const ModelState prev = e.state;
-    e.port = 0;
+    e.address = {};
     e.stop_sent = false;
     if (failed) {
       e.failed = true;
@@ -633,7 +633,7 @@ ModelStatus Scheduler::to_status(const Entry& e) const {
   s.failed = e.failed;
   s.exit_code = e.exit_code;
   s.last_error = e.last_error;
-  s.port = e.port;
+  s.address = e.address;
   s.claimed_by = e.claimed_by;
   s.need_error = e.need_error;
   for (size_t d = 0; d < options_.devices.size(); ++d) {

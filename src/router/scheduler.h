@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "http/address.h"
 #include "router/admission.h"
 #include "router/model_state.h"
 
@@ -48,7 +49,7 @@ struct SchedulerOptions {
 
 // What a granted request holds: the worker to send it to. Release with Scheduler::release().
 struct Lease {
-  uint16_t port = 0;
+  http::Address address;
 };
 
 // Called once per queued request: a Lease (the pin is already taken) or why not.
@@ -85,7 +86,7 @@ struct ModelStatus {
   bool failed = false;
   int exit_code = 0;
   std::string last_error;
-  uint16_t port = 0;
+  http::Address address;  // where the worker serves (empty unless ready)
   std::string claimed_by;  // unloading victim: the model that takes its slot
   std::map<std::string, uint64_t> need;      // estimate per device (bytes)
   std::map<std::string, uint64_t> reserved;  // held now per device (bytes)
@@ -155,7 +156,7 @@ class Scheduler {
 
   // Worker reports.
   void on_progress(const std::string& id, double progress);
-  void on_ready(const std::string& id, uint16_t port);
+  void on_ready(const std::string& id, const http::Address& address);
   // The worker's process is gone. `failed`: it exited on its own or was killed for a stall, not
   // because we stopped it. `error` is kept as last_error.
   void on_exit(const std::string& id, int exit_code, bool failed, const std::string& error);
@@ -197,7 +198,7 @@ class Scheduler {
     bool explicit_load = false;        // /models/load: keep waiting even with no request queued
     bool remove_after_exit = false;
     std::deque<Waiter> waiters;
-    uint16_t port = 0;
+    http::Address address;
     double progress = 0;
     bool failed = false;
     int exit_code = 0;

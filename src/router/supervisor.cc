@@ -2,6 +2,7 @@
 
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <string_view>
@@ -49,7 +50,7 @@ struct Supervisor::Worker {
   bool backend = false;
   std::chrono::milliseconds stop_timeout{10'000};
   // Fields below are guarded by Supervisor::mu_.
-  uint16_t port = 0;
+  http::Address address;  // where it serves (empty until known)
   bool ready = false;
   bool stop_requested = false;
   bool stalled = false;
@@ -69,13 +70,14 @@ Supervisor::Supervisor(SupervisorOptions options, SupervisorEvents* events, Task
 Supervisor::~Supervisor() { shutdown(); }
 
 void Supervisor::start(const ModelConfig& config, const std::vector<std::string>& argv,
-                       bool backend, uint16_t port, std::chrono::milliseconds stop_timeout) {
+                       bool backend, const http::Address& address,
+                       std::chrono::milliseconds stop_timeout) {
   const std::string id = config.id;
   auto w = std::make_shared<Worker>();
   w->config = config;
   w->argv = argv;
   w->backend = backend;
-  w->port = port;
+  w->address = address;
   w->stop_timeout = stop_timeout;
   w->last_health_change = std::chrono::steady_clock::now();
   {
@@ -185,19 +187,17 @@ void Supervisor::liveness_loop() {
     liveness_cv_.wait_for(lock, options_.liveness_interval);
     if (liveness_stop_) break;
     lock.unlock();
-    std::vector<std::pair<std::shared_ptr<Worker>, uint16_t>> ready;
+    std::vector<std::pair<std::shared_ptr<Worker>, http::Address>> ready;
     {
       std::lock_guard wl(mu_);
       for (auto& [id, w] : workers_) {
-        if (w->ready && !w->exited && !w->stop_requested && w->port != 0) {
-          ready.emplace_back(w, w->port);
+        if (w->ready && !w->exited && !w->stop_requested && !w->address.empty()) {
+          ready.emplace_back(w, w->address);
         }
       }
     }
-    for (auto& [w, port] : ready) {
-      auto r = http::fetch("GET", "http://127.0.0.1:" + std::to_string(port) + "/health", {},
-                           options_.worker_auth,
-                           options_.liveness_timeout);
+    for (auto& [w, address] : ready) {
+      auto r = health(address, options_.liveness_timeout);
       bool kill = false;
       {
         std::lock_guard wl(mu_);
@@ -218,18 +218,25 @@ void Supervisor::liveness_loop() {
   }
 }
 
+StatusOr<http::Response> Supervisor::health(const http::Address& address,
+                                            std::chrono::milliseconds timeout) const {
+  http::FetchOptions o;
+  o.headers = options_.worker_auth;
+  o.timeout = timeout;
+  o.unix_socket = address.unix_path;
+  return http::fetch("http://" + address.host_header() + "/health", o);
+}
+
 void Supervisor::poll_health(std::weak_ptr<Worker> weak) {
   auto w = weak.lock();
   if (!w) return;
-  uint16_t port;
+  http::Address address;
   {
     std::lock_guard lock(mu_);
     if (w->ready || w->exited || w->stop_requested) return;
-    port = w->port;
+    address = w->address;
   }
-  auto r = http::fetch("GET", "http://127.0.0.1:" + std::to_string(port) + "/health", {},
-                       options_.worker_auth,
-                       std::chrono::milliseconds(500));
+  auto r = health(address, std::chrono::milliseconds(500));
   int status = r.ok() ? r->status : 0;
   bool ready = status == 200;
   {
@@ -246,7 +253,7 @@ void Supervisor::poll_health(std::weak_ptr<Worker> weak) {
       std::lock_guard lock(mu_);
       w->measured = measured;
     }
-    events_->worker_ready(w->config.id, port, measured);
+    events_->worker_ready(w->config.id, address, measured);
     return;
   }
   // A fixed poll interval: the backend has no other way to tell us it is ready.
@@ -261,29 +268,26 @@ void Supervisor::on_control(const std::shared_ptr<Worker>& w, const std::string&
     return;
   }
   if (const auto* e = std::get_if<control::Listening>(&*event)) {
-    if (e->port == 0) {
-      spdlog::warn("[{}] control: a Unix socket is not supported by this router", w->config.id);
-      return;
-    }
     std::lock_guard lock(mu_);
-    w->port = e->port;
+    w->address = e->unix_path.empty() ? http::Address::tcp("127.0.0.1", e->port)
+                                      : http::Address::unix_socket(e->unix_path);
   } else if (const auto* e = std::get_if<control::Loading>(&*event)) {
     events_->worker_progress(w->config.id, e->progress);
   } else if (const auto* e = std::get_if<control::Ready>(&*event)) {
-    uint16_t port;
+    http::Address address;
     {
       std::lock_guard lock(mu_);
       if (w->stop_requested || w->exited) return;
       w->ready = true;
       w->measured = e->memory;
-      port = w->port;
+      address = w->address;
     }
-    if (port == 0) {
+    if (address.empty()) {
       spdlog::warn("[{}] ready before listening; killing it", w->config.id);
       if (w->process) w->process->kill();
       return;
     }
-    events_->worker_ready(w->config.id, port, measure(*w));
+    events_->worker_ready(w->config.id, address, measure(*w));
   } else if (const auto* e = std::get_if<control::Error>(&*event)) {
     spdlog::warn("[{}] error: {}", w->config.id, e->message);
     std::lock_guard lock(mu_);
@@ -309,6 +313,8 @@ void Supervisor::on_exit(const std::shared_ptr<Worker>& w, const WorkerExit& exi
       error = "worker " + exit.how;
     }
     if (!w->error_event.empty()) error += ": " + w->error_event;
+    // A worker killed before its server stopped leaves its socket file behind.
+    if (w->address.is_unix()) ::unlink(w->address.unix_path.c_str());
   }
   if (failed) {
     std::string lines;

@@ -26,6 +26,8 @@
 #include <vector>
 
 #include "devices/devices.h"
+#include "http/address.h"
+#include "http/client.h"
 #include "http/message.h"
 #include "router/registry.h"
 #include "router/task_loop.h"
@@ -38,8 +40,8 @@ class SupervisorEvents {
   virtual ~SupervisorEvents() = default;
   // A hangar worker's loading progress, 0..1.
   virtual void worker_progress(const std::string& id, double progress) = 0;
-  // The worker serves on `port`; `measured` is what it holds per device (bytes).
-  virtual void worker_ready(const std::string& id, uint16_t port,
+  // The worker serves at `address`; `measured` is what it holds per device (bytes).
+  virtual void worker_ready(const std::string& id, const http::Address& address,
                             const std::map<std::string, uint64_t>& measured) = 0;
   // The process is gone. `failed`: not because we stopped it (or we killed it for a stall or
   // for not answering). `error` says how, with the worker's last log lines when it failed.
@@ -63,11 +65,11 @@ class Supervisor {
   Supervisor(const Supervisor&) = delete;
   Supervisor& operator=(const Supervisor&) = delete;
 
-  // Control thread. Starts `argv` for model `config.id`: a hangar worker (control socket) or,
-  // with `backend`, a program expected to serve `port` (polled on /health). A failure to start
-  // is reported through worker_exited.
+  // Control thread. Starts `argv` for model `config.id`: a hangar worker (control socket; it
+  // says where it listens) or, with `backend`, a program expected to serve `address` (polled on
+  // /health). A failure to start is reported through worker_exited.
   void start(const ModelConfig& config, const std::vector<std::string>& argv, bool backend,
-             uint16_t port, std::chrono::milliseconds stop_timeout);
+             const http::Address& address, std::chrono::milliseconds stop_timeout);
   // Control thread. SIGTERM now, SIGKILL after the worker's stop-timeout.
   void stop(const std::string& id);
   // Starts the liveness thread (when an interval is set).
@@ -89,6 +91,9 @@ class Supervisor {
   struct Worker;
   void check_stall(std::weak_ptr<Worker> weak);
   void poll_health(std::weak_ptr<Worker> weak);
+  // GET /health of a worker at `address`, with the worker's key.
+  StatusOr<http::Response> health(const http::Address& address,
+                                  std::chrono::milliseconds timeout) const;
   void on_control(const std::shared_ptr<Worker>& w, const std::string& line);
   void on_exit(const std::shared_ptr<Worker>& w, const WorkerExit& exit);
   void liveness_loop();

@@ -73,21 +73,32 @@ int run_worker(const RunOptions& o) {
   if (o.port < 0 || o.port > 65535) {
     return fail("--port must be between 0 and 65535, got " + std::to_string(o.port));
   }
+  std::string unix_path;
+  if (!o.listen.empty()) {
+    if (!o.listen.starts_with("unix:") || o.listen.size() == 5) {
+      return fail("--listen takes unix:PATH, got '" + o.listen + "'");
+    }
+    unix_path = o.listen.substr(5);
+  }
 
   http::ServerOptions so;
   so.host = o.host;
   so.port = static_cast<uint16_t>(o.port);
+  so.unix_path = unix_path;
   so.threads = std::max(1, o.http_threads);
   http::Server server(so);
   WorkerServer worker(o.worker);
   worker.register_routes(server);
+  const std::string where =
+      unix_path.empty() ? o.host + ":" + std::to_string(o.port) : "unix:" + unix_path;
   StatusOr<uint16_t> port = server.listen();
-  if (!port.ok()) {
-    return fail("cannot listen on " + o.host + ":" + std::to_string(o.port) + ": " +
-                port.status().message());
+  if (!port.ok()) return fail("cannot listen on " + where + ": " + port.status().message());
+  if (unix_path.empty()) {
+    spdlog::info("worker: listening on {}:{}", o.host, *port);
+  } else {
+    spdlog::info("worker: listening on {}", where);
   }
-  spdlog::info("worker: listening on {}:{}", o.host, *port);
-  control.send(control::Listening{*port, ""});
+  control.send(control::Listening{*port, unix_path});
 
   Status load_status;
   std::thread loader([&] {

@@ -1,13 +1,18 @@
 // The router's HANGAR_* environment never reaches its workers (issue 16 item 5): HANGAR_PORT
 // would make every worker bind the router's port, HANGAR_API_KEY would make workers refuse the
 // X-Api-Key and lowercase-bearer clients the router accepts. Worker options given through the
-// environment (HANGAR_CTX_SIZE) still reach the workers, as arguments.
+// environment (HANGAR_CTX_SIZE) still reach the workers, as arguments. The workers listen on Unix
+// sockets in a private directory, never on TCP (issue 16 item 7).
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "e2e/router_process.h"
@@ -46,6 +51,31 @@ std::vector<std::string> environ_of(pid_t pid) {
   std::vector<std::string> out;
   for (std::string entry; std::getline(in, entry, '\0');) out.push_back(entry);
   return out;
+}
+
+// How many TCP sockets in LISTEN state process `pid` holds (/proc/net/tcp{,6} by inode).
+int tcp_listeners_of(pid_t pid) {
+  std::set<std::string> inodes;
+  const std::filesystem::path fds = "/proc/" + std::to_string(pid) + "/fd";
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(fds, ec)) {
+    std::string target = std::filesystem::read_symlink(e.path(), ec).string();
+    if (!ec && target.starts_with("socket:[")) inodes.insert(target.substr(8, target.size() - 9));
+  }
+  int n = 0;
+  for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::ifstream in(table);
+    std::string line;
+    std::getline(in, line);  // the header
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::vector<std::string> f;
+      for (std::string w; fields >> w;) f.push_back(w);
+      // sl local rem st tx:rx tr:when retrnsmt uid timeout inode
+      if (f.size() > 9 && f[3] == "0A" && inodes.count(f[9]) != 0) ++n;
+    }
+  }
+  return n;
 }
 
 TEST(RouterWorkerEnvTest, HangarVariablesOfTheRouterDoNotReachWorkers) {
@@ -93,8 +123,25 @@ TEST(RouterWorkerEnvTest, HangarVariablesOfTheRouterDoNotReachWorkers) {
   std::ostringstream joined;
   for (const json& a : args) joined << a.get<std::string>() << " ";
   EXPECT_NE(joined.str().find("--ctx-size 384 "), std::string::npos) << joined.str();
-  EXPECT_NE(joined.str().find("--host 127.0.0.1 "), std::string::npos) << joined.str();
+  // It listens on a Unix socket in a directory only our user can enter (issue 16 item 7), and on
+  // no TCP port at all: another local user cannot reach it past the router's key.
+  const std::string shown = joined.str();
+  const size_t at = shown.find("--listen unix:");
+  ASSERT_NE(at, std::string::npos) << shown;
+  const std::string socket_path = shown.substr(at + 14, shown.find(' ', at + 14) - (at + 14));
+  const std::filesystem::path socket_dir = std::filesystem::path(socket_path).parent_path();
+  struct stat dir_stat {};
+  ASSERT_EQ(stat(socket_dir.c_str(), &dir_stat), 0) << socket_dir;
+  EXPECT_EQ(dir_stat.st_mode & 0777, 0700u) << socket_dir;
+  EXPECT_EQ(dir_stat.st_uid, getuid());
+  EXPECT_GE(tcp_listeners_of(serve.process().pid()), 1) << "the router's own port is not seen";
+  EXPECT_EQ(tcp_listeners_of(workers[0]), 0) << "the worker listens on TCP";
+  auto direct = http::fetch("http://localhost/health",
+                            {.timeout = kHangDetector, .unix_socket = socket_path});
+  ASSERT_TRUE(direct.ok()) << direct.status().message();
+  EXPECT_EQ(direct->status, 200);
   EXPECT_EQ(serve.process().stop(SIGTERM), 0) << serve.process().output();
+  EXPECT_FALSE(std::filesystem::exists(socket_dir)) << "the socket directory outlived the router";
   std::filesystem::remove_all(dir);
 }
 

@@ -298,6 +298,7 @@ Script read_script(const std::string& path) {
 
 int main(int argc, char** argv) {
   int port = 0;
+  std::string unix_path;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
@@ -309,6 +310,9 @@ int main(int argc, char** argv) {
       g_model_id = next();
     } else if (a == "--port") {
       port = std::atoi(next().c_str());
+    } else if (a == "--listen") {  // unix:PATH, as the router starts hangar's own workers
+      std::string v = next();
+      if (v.starts_with("unix:")) unix_path = v.substr(5);
     }
   }
   if (g_model_id == "fake" && !g_model_path.empty()) {
@@ -330,6 +334,7 @@ int main(int argc, char** argv) {
 
   hangar::http::ServerOptions opts;
   opts.port = static_cast<uint16_t>(port);
+  opts.unix_path = unix_path;
   opts.threads = 2;
   hangar::http::Server server(opts);
   install_routes(server);
@@ -372,7 +377,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "fake-worker: %s\n", bound.status().message().c_str());
     return 1;
   }
-  control_write(hangar::control::Listening{*bound, ""});
+  control_write(hangar::control::Listening{*bound, unix_path});
   control_write(hangar::control::Loading{0.0});
   if (script.crash_at_load) {
     std::fprintf(stderr, "fake-worker: scripted crash at load\n");
@@ -396,7 +401,9 @@ int main(int argc, char** argv) {
     if (bytes.is_number_unsigned()) ready.memory[device] = bytes.get<uint64_t>();
   }
   control_write(ready);
-  std::fprintf(stderr, "fake-worker: ready on port %d\n", int(*bound));
+  std::fprintf(stderr, "fake-worker: ready on %s\n",
+               unix_path.empty() ? ("port " + std::to_string(*bound)).c_str()
+                                 : ("unix:" + unix_path).c_str());
   std::fflush(stderr);
   while (true) {
     int ev = wait_events(-1);

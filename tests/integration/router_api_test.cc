@@ -1,5 +1,8 @@
 // Router integration: the HTTP API (design §7) against fake workers: routing by body and query,
 // aliases, errors with llama.cpp's codes, API key, /models shapes, reload, presets.
+#include <sys/stat.h>
+
+#include <filesystem>
 #include <regex>
 
 #include "integration/router_harness.h"
@@ -97,6 +100,46 @@ TEST_F(RouterHarness, ModelsListShowsStatusSourceAndArgs) {
   ASSERT_TRUE(watcher->wait_for_status("alpha", "unloaded"));
   // Unloading what is not running is a 400.
   EXPECT_EQ(post("/models/unload", {{"model", "alpha"}}).status, 400);
+}
+
+// The socket a ready worker listens on (issue 16 item 7), read from its /models args.
+std::string listen_path(const json& entry) {
+  const json& args = entry["status"]["args"];
+  for (size_t i = 0; i + 1 < args.size(); ++i) {
+    if (args[i] == "--listen") return args[i + 1].get<std::string>().substr(5);  // "unix:"
+  }
+  return "";
+}
+
+TEST_F(RouterHarness, WorkersListenOnUnixSocketsThatGoWithThem) {
+  add_model("alpha");
+  start();
+  ASSERT_EQ(post("/models/load", {{"model", "alpha"}, {"wait", true}}).status, 200);
+  const std::string first = listen_path(model_entry("alpha"));
+  ASSERT_FALSE(first.empty()) << model_entry("alpha").dump();
+  EXPECT_EQ(std::filesystem::status(first).type(), std::filesystem::file_type::socket);
+  struct stat dir {};
+  ASSERT_EQ(stat(std::filesystem::path(first).parent_path().c_str(), &dir), 0);
+  EXPECT_EQ(dir.st_mode & 0777, 0700u);
+  EXPECT_EQ(chat("alpha", "over a socket").status, 200);
+
+  EXPECT_EQ(post("/models/unload", {{"model", "alpha"}}).status, 200);
+  ASSERT_TRUE(watcher->wait_for_status("alpha", "unloaded"));
+  EXPECT_FALSE(std::filesystem::exists(first));
+  // A crashed worker's socket is removed too, and the next start gets a fresh name.
+  ASSERT_EQ(post("/models/load", {{"model", "alpha"}, {"wait", true}}).status, 200);
+  const std::string second = listen_path(model_entry("alpha"));
+  EXPECT_NE(second, first);
+  ASSERT_TRUE(std::filesystem::exists(second));
+  (void)post("/v1/chat/completions", {{"model", "alpha"},
+                                      {"stream", true},
+                                      {"fake_crash_after", 0},
+                                      {"messages", json::array()}});
+  ASSERT_TRUE(watcher->wait_for_count("alpha", "unloaded", 2));
+  EXPECT_FALSE(std::filesystem::exists(second)) << "a killed worker's socket stayed";
+  const std::string socket_dir = std::filesystem::path(second).parent_path().string();
+  router->shutdown(5s);
+  EXPECT_FALSE(std::filesystem::exists(socket_dir)) << "the socket directory outlived the router";
 }
 
 TEST_F(RouterHarness, ReloadAddsNewModelsAndUnloadsRemovedRunningOnes) {

@@ -59,7 +59,7 @@ class SchedulerTest : public ::testing::Test {
   // Loads `id` to `loaded` and ends the request.
   void load_ready(const std::string& id, uint16_t port) {
     auto o = request(id);
-    sched->on_ready(id, port);
+    sched->on_ready(id, http::Address::tcp("127.0.0.1", port));
     ASSERT_TRUE(o->done && o->result.ok());
     sched->release(id);
     now += 1s;
@@ -77,7 +77,7 @@ TEST_F(SchedulerTest, LoadedModelIsGrantedOnTheFastPath) {
   auto o = request("a");
   ASSERT_TRUE(o->done);
   ASSERT_TRUE(o->result.ok());
-  EXPECT_EQ(o->result->port, 9001);
+  EXPECT_EQ(o->result->address.port, 9001);
   EXPECT_EQ(sched->status("a")->in_flight, 1);
   sched->release("a");
   EXPECT_EQ(sched->status("a")->in_flight, 0);
@@ -90,7 +90,7 @@ TEST_F(SchedulerTest, ConcurrentRequestsForOneColdModelSpawnOnce) {
   auto o3 = request("a");
   EXPECT_EQ(hooks.spawned, std::vector<std::string>{"a"});
   EXPECT_FALSE(o1->done);
-  sched->on_ready("a", 9001);
+  sched->on_ready("a", http::Address::tcp("127.0.0.1", 9001));
   EXPECT_TRUE(o1->done && o2->done && o3->done);
   EXPECT_EQ(sched->status("a")->in_flight, 3);
 }
@@ -228,9 +228,9 @@ TEST_F(SchedulerTest, RequestForUnloadingModelReloadsItAfterExit) {
   EXPECT_FALSE(o->done);
   sched->on_exit("a", 0, false, "");
   EXPECT_EQ(state("a"), ModelState::kLoading);
-  sched->on_ready("a", 2);
+  sched->on_ready("a", http::Address::tcp("127.0.0.1", 2));
   ASSERT_TRUE(o->done && o->result.ok());
-  EXPECT_EQ(o->result->port, 2);
+  EXPECT_EQ(o->result->address.port, 2);
 }
 
 TEST_F(SchedulerTest, TtlUnloadsAnIdleModel) {
@@ -263,7 +263,7 @@ TEST_F(SchedulerTest, ProcessesNeverExceedTheLimitUnderChurn) {
     for (int step = 0; step < 4; ++step) {
       for (const auto& s : sched->status()) {
         if (s.state == ModelState::kUnloading) sched->on_exit(s.id, 0, false, "");
-        if (s.state == ModelState::kLoading) sched->on_ready(s.id, 1);
+        if (s.state == ModelState::kLoading) sched->on_ready(s.id, http::Address::tcp("127.0.0.1", 1));
       }
       ASSERT_TRUE(sched->check_invariants().ok()) << sched->check_invariants().message();
     }
