@@ -281,7 +281,10 @@ void register_serve(CLI::App& root, Commands& commands) {
   app->add_flag("--models-autoload,!--no-models-autoload", f->options.models_autoload,
                 "load a model when a request names it (default: on)");
   app->add_option("--api-key", f->options.api_key, "require this key (Bearer) on every route "
-                                                   "but /health");
+                                                   "but /health and the status page");
+  app->add_flag("!--no-ui", f->options.ui,
+                "no status page at / and /ui (the page is on by default; it reads the API "
+                "with the key it asks for)");
   app->add_option("--queue-timeout", f->queue_timeout_s,
                   "seconds a request waits for its model before 503")
       ->capture_default_str()

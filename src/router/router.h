@@ -32,6 +32,8 @@ struct RouterOptions {
   // hangar's own workers listen on Unix sockets in a private directory (design §6), so no other
   // local user can reach them past --api-key; false: on 127.0.0.1 (a test or bench baseline).
   bool worker_unix_sockets = true;
+  // The status page at GET / and /ui (issue 15); --no-ui turns it off.
+  bool ui = true;
   size_t max_connections = 0;                    // 0 = soft RLIMIT_NOFILE − 128 (http::Server)
   size_t max_body_memory = 256ull * 1024 * 1024;  // request bodies held at once, all clients
   RegistrySources sources;

@@ -9,6 +9,7 @@
 #include "http/sse.h"
 #include "router/body_model.h"
 #include "router/router_impl.h"
+#include "router/status_page.h"
 
 namespace hangar::router {
 namespace {
@@ -89,11 +90,13 @@ bool constant_time_equal(std::string_view a, std::string_view b) {
   return diff == 0;
 }
 
-// Routes anyone may reach without the key: the health check, and CORS preflights (a browser
-// sends those without credentials, so they must not need the key).
+// Routes anyone may reach without the key: the health check, CORS preflights (a browser sends
+// those without credentials, so they must not need the key), and the status page, which holds
+// no data and asks for the key before it reads any (design §7).
 bool is_open_route(const Request& req) {
-  return req.method == "OPTIONS" ||
-         (req.path == "/health" && (req.method == "GET" || req.method == "HEAD"));
+  if (req.method == "OPTIONS") return true;
+  if (req.method != "GET" && req.method != "HEAD") return false;
+  return req.path == "/health" || req.path == "/" || req.path == "/ui";
 }
 
 }  // namespace
@@ -255,6 +258,7 @@ std::string Router::Impl::models_json() const {
                     {"aliases", m.aliases},
                     {"path", m.path},
                     {"source", m.source},
+                    {"hf_repo", m.hf_repo},
                     {"status", st},
                     {"memory", memory},
                     {"in_flight", s.in_flight},
@@ -283,6 +287,29 @@ void Router::Impl::install_routes() {
   };
   server->route("GET", "/health", health);
   server->route("HEAD", "/health", health);
+
+  if (options.ui) {
+    auto page = [html = std::make_shared<const std::string>(
+                     status_page(!options.api_key.empty()))](Request, std::shared_ptr<Responder> r) {
+      Response resp;
+      resp.status = 200;
+      resp.headers.set("Content-Type", "text/html; charset=utf-8");
+      resp.headers.set("Cache-Control", "no-cache");
+      // Everything is inline and talks only to this server.
+      resp.headers.set("Content-Security-Policy",
+                       "default-src 'none'; script-src 'unsafe-inline'; style-src "
+                       "'unsafe-inline'; connect-src 'self'; img-src 'self' data:; "
+                       "frame-ancestors 'none'; base-uri 'none'; form-action 'none'");
+      resp.headers.set("Referrer-Policy", "no-referrer");
+      resp.headers.set("X-Content-Type-Options", "nosniff");
+      resp.body = *html;
+      r->send(std::move(resp));
+    };
+    for (const char* path : {"/", "/ui"}) {
+      server->route("GET", path, page);
+      server->route("HEAD", path, page);
+    }
+  }
 
   auto list_models = [this](Request req, std::shared_ptr<Responder> r) {
     if (auto reload = req.query_param("reload"); reload && (*reload == "1" || *reload == "true")) {

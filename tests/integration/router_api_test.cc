@@ -142,6 +142,46 @@ TEST_F(RouterHarness, WorkersListenOnUnixSocketsThatGoWithThem) {
   EXPECT_FALSE(std::filesystem::exists(socket_dir)) << "the socket directory outlived the router";
 }
 
+TEST_F(RouterHarness, TheStatusPageLoadsWithoutTheKeyAndHoldsNoData) {
+  add_model("alpha");
+  options.api_key = "sesame";
+  start();
+  for (const char* path : {"/", "/ui"}) {
+    http::Response page = get(path);
+    ASSERT_EQ(page.status, 200) << path;
+    EXPECT_EQ(page.headers.get("Content-Type").value_or(""), "text/html; charset=utf-8");
+    EXPECT_NE(page.body.find("<body data-auth=\"key\">"), std::string::npos);
+    // Self-contained: nothing is fetched from another host.
+    EXPECT_EQ(page.body.find("http://"), std::string::npos);
+    EXPECT_EQ(page.body.find("https://"), std::string::npos);
+    EXPECT_EQ(page.body.find("alpha"), std::string::npos) << "the page itself lists a model";
+    EXPECT_NE(page.headers.get("Content-Security-Policy").value_or("").find("connect-src 'self'"),
+              std::string::npos);
+  }
+  // Every data call still needs the key.
+  EXPECT_EQ(get("/models").status, 401);
+  EXPECT_EQ(get("/devices").status, 401);
+  EXPECT_EQ(get("/models", {{"Authorization", "Bearer sesame"}}).status, 200);
+}
+
+TEST_F(RouterHarness, NoUiTurnsThePageOff) {
+  add_model("alpha");
+  options.ui = false;
+  start();
+  EXPECT_EQ(get("/").status, 404);
+  EXPECT_EQ(get("/ui").status, 404);
+  http::Response models = get("/models");
+  EXPECT_EQ(models.status, 200);
+}
+
+TEST_F(RouterHarness, WithoutAKeyThePageSaysSo) {
+  add_model("alpha");
+  start();
+  http::Response page = get("/");
+  ASSERT_EQ(page.status, 200);
+  EXPECT_NE(page.body.find("<body data-auth=\"none\">"), std::string::npos);
+}
+
 TEST_F(RouterHarness, ReloadAddsNewModelsAndUnloadsRemovedRunningOnes) {
   add_model("alpha");
   start();
