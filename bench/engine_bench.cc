@@ -1,8 +1,9 @@
 // engine_bench (issue 14 item 4): the built-in engine's prompt and generation speed on Q4_0, Q8_0
 // and Q4_K_M models of the TinyLlama-1.1B shape (made in a temporary folder in this run), against
 // baselines measured in the same run:
-//   - this machine's read bandwidth with the same thread count: generation is reported as a
-//     fraction of the roofline, model bytes x tokens/s / bandwidth;
+//   - this machine's read bandwidth with the same thread count, measured right before and after
+//     each type's runs: generation is reported as a fraction of the roofline, model bytes x
+//     tokens/s / bandwidth;
 //   - prompt as GFLOP/s (2 x matmul weights x tokens/s; attention not counted);
 //   - HANGAR_BENCH_BASELINE=path/to/hangar: that binary's `hangar bench --json` on the same files,
 //     alternating with our runs (e.g. a build of an older commit), and the ratios;
@@ -198,6 +199,12 @@ double flops_per_token(const engine::Model& m) {
   return 2.0 * params;
 }
 
+// The 1-minute load average: figures taken while other work shares the cores are not comparable.
+double load_average() {
+  double load[1] = {0.0};
+  return getloadavg(load, 1) == 1 ? load[0] : -1.0;
+}
+
 int parse_args(int argc, char** argv, Options* o) {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -259,7 +266,7 @@ int main(int argc, char** argv) {
               static_cast<long long>(o.n_head_kv), static_cast<long long>(o.n_ff), o.n_prompt, o.n_gen, o.threads,
               o.reps, engine::cpu_isa_name());
   const double bw = read_bandwidth(o.threads);
-  std::printf("read bandwidth (%d threads): %.1f GB/s\n", o.threads, bw);
+  std::printf("read bandwidth (%d threads): %.1f GB/s; load average %.2f\n", o.threads, bw, load_average());
 
   int rc = 0;
   for (const std::string& type : o.types) {
@@ -289,6 +296,9 @@ int main(int argc, char** argv) {
       return 1;
     }
     const double bytes = static_cast<double>((*model)->file().file_size());
+    // The read bandwidth of a shared machine drifts: the roofline uses the mean of the
+    // bandwidth measured right before and right after this type's runs.
+    const double bw_before = read_bandwidth(o.threads);
     // Alternating: one repetition of ours, one of the baseline, reps times.
     std::vector<double> pp, tg, base_pp, base_tg;
     for (int rep = 0; rep < o.reps; ++rep) {
@@ -303,15 +313,17 @@ int main(int argc, char** argv) {
         }
       }
     }
+    const double bw_type = 0.5 * (bw_before + read_bandwidth(o.threads));
     const Figures ours{median(pp), median(tg)};
-    std::printf("\n%s (%.1f MiB)\n", type.c_str(), bytes / (1024.0 * 1024.0));
+    std::printf("\n%s (%.1f MiB; load average after the runs %.2f)\n", type.c_str(), bytes / (1024.0 * 1024.0),
+                load_average());
     std::printf("  prompt     pp%-4d %8.2f tok/s   %6.1f GFLOP/s   (runs:", o.n_prompt, ours.pp,
                 ours.pp * flops_per_token(**model) / 1e9);
     for (double v : pp) std::printf(" %.1f", v);
     std::printf(")\n  generation tg%-4d %8.2f tok/s   %5.1f %% of the roofline (%.1f GB/s of weights; runs:", o.n_gen,
-                ours.tg, 100.0 * bytes * ours.tg / (bw * 1e9), bytes * ours.tg / 1e9);
+                ours.tg, 100.0 * bytes * ours.tg / (bw_type * 1e9), bytes * ours.tg / 1e9);
     for (double v : tg) std::printf(" %.1f", v);
-    std::printf(")\n");
+    std::printf("; read bandwidth around these runs %.1f GB/s)\n", bw_type);
     if (!base_pp.empty()) {
       const Figures b{median(base_pp), median(base_tg)};
       std::printf("  baseline %s: pp %.2f tok/s, tg %.2f tok/s -> ours / baseline: prompt %.2fx, generation %.2fx\n",

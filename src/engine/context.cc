@@ -275,24 +275,38 @@ void Context::forward(const Batch& batch, int begin, int end) {
       }
     });
 
-    // Causal attention of each (token, head) over its sequence's cached positions <= pos.
+    // Causal attention of each (token, head) over its sequence's cached positions <= pos. An
+    // item is a run of heads sharing one KV head (so the one-row path reads each cached row once
+    // for all of them), split finer when there would be fewer items than threads.
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd_k));
-    const int64_t n_items = static_cast<int64_t>(T) * hp.n_head;
+    const bool grouped = hd_k <= kAttentionMaxDim && hd_v <= kAttentionMaxDim;
+    int run = grouped ? std::min(group, kAttentionMaxRows) : 1;
+    while (run > 1 && static_cast<int64_t>(T) * hp.n_head_kv * ((group + run - 1) / run) < pool_.size()) {
+      run = (run + 1) / 2;
+    }
+    const int runs_per_kv = (group + run - 1) / run;
+    const int64_t n_items = static_cast<int64_t>(T) * hp.n_head_kv * runs_per_kv;
     pool_.run([&](int ith, int nth) {
       uint16_t* scratch = &attn_scratch_[static_cast<size_t>(ith) * (hd_k + hd_v)];
       for (int64_t it = ith; it < n_items; it += nth) {
-        const int t = static_cast<int>(it / hp.n_head);
-        const int h = static_cast<int>(it % hp.n_head);
-        const int hk = h / group;
+        const int t = static_cast<int>(it / (hp.n_head_kv * runs_per_kv));
+        const int rest = static_cast<int>(it % (hp.n_head_kv * runs_per_kv));
+        const int hk = rest / runs_per_kv;
+        const int h0 = hk * group + (rest % runs_per_kv) * run;
+        const int h1 = std::min(h0 + run, (hk + 1) * group);
         const size_t first = static_cast<size_t>(seq[t]) * n_ctx_seq_;
-        const float* q = &q_[static_cast<size_t>(t) * n_q + h * hd_k];
+        const float* q = &q_[static_cast<size_t>(t) * n_q + h0 * hd_k];
         const uint16_t* k = k_layer + first * n_k + hk * hd_k;
         const uint16_t* v = v_layer + first * n_v + hk * hd_v;
-        float* out = &attn_[static_cast<size_t>(t) * n_attn + h * hd_v];
+        float* out = &attn_[static_cast<size_t>(t) * n_attn + h0 * hd_v];
         const uint8_t* valid = &valid_[first];
         const int64_t n_kv = pos[t] + 1;
         if (uses_tiled_attention(seq_rows_[seq[t]], hd_v)) {
-          attention_row_tiled(q, k, n_k, v, n_v, valid, n_kv, hd_k, hd_v, scale, out);
+          for (int h = 0; h < h1 - h0; ++h) {
+            attention_row_tiled(q + h * hd_k, k, n_k, v, n_v, valid, n_kv, hd_k, hd_v, scale, out + h * hd_v);
+          }
+        } else if (grouped) {
+          attention_rows(q, hd_k, h1 - h0, k, n_k, v, n_v, valid, n_kv, hd_k, hd_v, scale, out, hd_v);
         } else {
           attention_row(q, k, n_k, v, n_v, valid, n_kv, hd_k, hd_v, scale, scratch, out);
         }

@@ -23,4 +23,8 @@ Isa best_isa();
 GemmFn gemm_q4_0_for(Isa isa);
 GemmFn gemm_q8_0_for(Isa isa);
 
+// Q4_K and Q6_K weights against Q8_K activations (gemm_q4_k.cc, gemm_q6_k.cc).
+GemmFn gemm_q4_k_for(Isa isa);
+GemmFn gemm_q6_k_for(Isa isa);
+
 }  // namespace hangar::engine

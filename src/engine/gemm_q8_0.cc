@@ -6,13 +6,24 @@
 // the weight and activation quants, then acc = fma(float(isum_b), d_w[b] * d_a[b], acc) over the
 // blocks in order, from acc = 0.
 //
-// How the SIMD paths get there: 16 weight rows at a time, a chunk of kChunk blocks is unpacked
-// into a small row-interleaved tile on the stack ("repacked on the fly"; nothing is kept): for
-// block b, vector k holds elements 4k..4k+3 of 8 rows as unsigned bytes u = q + offset (offset 8
-// for Q4_0's nibbles, 128 for Q8_0). One broadcast of 4 activation bytes times that vector gives
-// 8 rows' partial dots in one instruction (vpdpbusd with VNNI, vpmaddubsw + vpmaddwd on AVX2),
-// and isum = dot(u, a) - offset * sum(a). The tile stays in L1 while every token passes over it;
+// How the SIMD paths get there, for 4+ tokens: a chunk of blocks of a group of weight rows is
+// unpacked into a small row-interleaved tile on the stack ("repacked on the fly"; nothing is
+// kept): for block b, vector k holds elements 4k..4k+3 of the rows as unsigned bytes u = q +
+// offset (offset 8 for Q4_0's nibbles, 128 for Q8_0), one int32 lane per row. One broadcast of 4
+// activation bytes times that vector gives every row's partial dot in one instruction, and
+// isum = dot(u, a) - offset * sum(a). The tile stays in L1 while every token passes over it;
 // each token's accumulators live in `out` between chunks.
+//   - AVX-512/VNNI: 32 rows (two 16-lane vectors) per tile, vpdpbusd, 4 tokens per pass so each
+//     weight vector loaded serves 4 tokens.
+//   - AVX2: 16 rows (two 8-lane vectors), vpmaddubsw + vpmaddwd, one token per pass.
+// For 1-3 tokens (generation, small continuous batches) there is no tile: AVX-512 reads 16 rows
+// straight from the weights (gemv_avx512), AVX2 4 rows (gemv_avx2).
+// GCC 12 reports its own AVX-512 intrinsics' deliberately undefined operands (the
+// _mm512_undefined_* they start from) as maybe-uninitialized once inlined (GCC bug 105593).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -20,7 +31,7 @@
 #include "engine/fp16.h"
 #include "engine/gemm.h"
 #include "engine/quant_blocks.h"
-#include "engine/simd_avx2.h"
+#include "engine/simd_avx512.h"
 
 namespace hangar::engine {
 namespace {
@@ -251,10 +262,157 @@ HANGAR_TARGET_AVX2 void gemm_avx2(int64_t n, const void* w, size_t w_stride, int
   }
 }
 
-// As gemm_avx2, with vpdpbusd: u (unsigned) times a (signed) summed into int32 without
-// saturation, for both types.
-HANGAR_TARGET_AVX512 inline __m256i dot4_vnni(__m256i acc, __m256i u, __m256i a) {
-  return _mm256_dpbusd_epi32(acc, u, a);
+// Few tokens with AVX-512: 16 rows at a time straight from the weights (no tile). Rows 2k and
+// 2k + 1 of a block share one 512-bit vector of unsigned quants u (the low 256 bits row 2k, in
+// the activation's element order), so one vpdpbusd against the activation block repeated twice
+// gives both rows' 8 partial sums; reduce16 turns the 8 vectors into the 16 rows' exact block
+// sums, and the rest is the tile path's arithmetic (so the bits are the same).
+
+// The unsigned quants u of one block of rows i (low 256 bits) and j (high 256 bits).
+template <typename Traits>
+HANGAR_TARGET_AVX512 inline __m512i load_pair_u(const typename Traits::Block& bi, const typename Traits::Block& bj) {
+  if constexpr (Traits::kOffset == 8) {
+    // [qs_i, qs_i, qs_j, qs_j], the second copy of each shifted right by 4, then the nibbles.
+    const __m256i i2 = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bi.qs)));
+    const __m256i j2 = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bj.qs)));
+    const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(i2), j2, 1);
+    const __m512i shifted = _mm512_srlv_epi64(both, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4));
+    return _mm512_and_si512(shifted, _mm512_set1_epi8(0x0f));
+  } else {
+    const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(avx2::load32(bi.qs)), avx2::load32(bj.qs), 1);
+    return _mm512_xor_si512(both, _mm512_set1_epi8(static_cast<char>(0x80)));
+  }
+}
+
+template <typename Traits>
+HANGAR_TARGET_AVX512 void gemv_avx512(int64_t n, const void* w, size_t w_stride, int n_rows,
+                                      const void* a, size_t a_stride, int n_tok, float* out,
+                                      size_t out_stride) {
+  using Block = typename Traits::Block;
+  const int64_t nb = n / kQK;
+  const uint8_t* wb = static_cast<const uint8_t*>(w);
+  int r = 0;
+  // The scales are gathered with 32-bit offsets: 15 rows' stride must fit.
+  if (w_stride < (size_t{1} << 26)) {
+    const __m512i lane_row = _mm512_load_si512(avx512::kLaneRow);
+    const __m512i scale_at = _mm512_mullo_epi32(lane_row, _mm512_set1_epi32(static_cast<int32_t>(w_stride)));
+    const __m256i ones = _mm256_set1_epi8(1);
+    for (; r + 16 <= n_rows; r += 16) {
+      const uint8_t* w0 = wb + r * w_stride;
+      __m512 acc[kMinTokensForTile - 1];
+      for (int t = 0; t < n_tok; ++t) acc[t] = _mm512_setzero_ps();
+      const bool prefetch = r + 32 <= n_rows;
+      const char* next = reinterpret_cast<const char*>(w0 + 16 * w_stride);
+      const char* pf = next;
+      const size_t group_step = 16 * w_stride / nb;  // bytes of the next group per block
+      for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* blk = w0 + b * sizeof(Block);
+        // The 16 rows are read as 16 interleaved streams, which the hardware prefetcher follows
+        // poorly; the next 16 rows (contiguous in memory) are prefetched as one stream meanwhile,
+        // in step with this block.
+        if (prefetch) avx512::prefetch_until(pf, next + (b + 1) * group_step);
+        __m512i u[8];
+        for (int k = 0; k < 8; ++k) {
+          u[k] = load_pair_u<Traits>(*reinterpret_cast<const Block*>(blk + 2 * k * w_stride),
+                                     *reinterpret_cast<const Block*>(blk + (2 * k + 1) * w_stride));
+        }
+        // Each lane's 32 bits start at the row's F16 scale d (the first field of both blocks).
+        const __m512i d32 = _mm512_i32gather_epi32(scale_at, blk, 1);
+        const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(d32));
+        for (int t = 0; t < n_tok; ++t) {
+          const BlockQ8_0& y = reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(a) + t * a_stride)[b];
+          const __m256i ay = avx2::load32(y.qs);
+          const __m512i ay2 = _mm512_broadcast_i64x4(ay);
+          __m512i p[8];
+          for (int k = 0; k < 8; ++k) p[k] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u[k], ay2);
+          const int sum = avx2::hsum_i32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), ones, ay));
+          const __m512i isum = _mm512_sub_epi32(avx512::reduce16(p), _mm512_set1_epi32(Traits::kOffset * sum));
+          const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(avx2::h2f(y.d)));
+          acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), d, acc[t]);
+        }
+      }
+      for (int t = 0; t < n_tok; ++t) {
+        _mm512_storeu_ps(out + t * out_stride + r, _mm512_permutexvar_ps(lane_row, acc[t]));
+      }
+    }
+  }
+  if (r < n_rows) {
+    gemv_avx2<Traits>(n, wb + r * w_stride, w_stride, n_rows - r, a, a_stride, n_tok, out + r, out_stride);
+  }
+}
+
+// The AVX-512 tile: 32 rows (two 16-lane halves) of a chunk of kChunkZ blocks. u[b][k][h]
+// holds elements 4k..4k+3 of block b of rows 16h..16h+15 (row 16h + i in int32 lane i); d[b][h]
+// the rows' F32 scales (0 for padding rows).
+constexpr int kChunkZ = 16;
+struct TileZ {
+  alignas(64) uint8_t u[kChunkZ][8][2][64];
+  alignas(64) float d[kChunkZ][2][16];
+};
+
+template <typename Traits>
+HANGAR_TARGET_AVX512 void repack_z(const uint8_t* w, size_t w_stride, int n_rows, int64_t b0, int nbc,
+                                   TileZ* tile) {
+  using Block = typename Traits::Block;
+  for (int r = 0; r < 32; ++r) {
+    const int h = r / 16, i = r % 16;
+    if (r >= n_rows) {
+      for (int b = 0; b < nbc; ++b) {
+        for (int k = 0; k < 8; ++k) std::memset(&tile->u[b][k][h][4 * i], 0, 4);
+        tile->d[b][h][i] = 0.0f;
+      }
+      continue;
+    }
+    const Block* x = reinterpret_cast<const Block*>(w + r * w_stride) + b0;
+    // The next chunk of this row, while this one is unpacked.
+    const char* next = reinterpret_cast<const char*>(x + kChunkZ);
+    for (size_t line = 0; line < kChunkZ * sizeof(Block); line += 64) _mm_prefetch(next + line, _MM_HINT_T0);
+    for (int b = 0; b < nbc; ++b) {
+      alignas(32) uint8_t q[32];
+      if constexpr (Traits::kOffset == 8) {
+        _mm256_store_si256(reinterpret_cast<__m256i*>(q), avx2::unpack_nibbles(x[b].qs));
+      } else {
+        _mm256_store_si256(reinterpret_cast<__m256i*>(q),
+                           _mm256_xor_si256(avx2::load32(x[b].qs), _mm256_set1_epi8(static_cast<char>(0x80))));
+      }
+      for (int k = 0; k < 8; ++k) std::memcpy(&tile->u[b][k][h][4 * i], q + 4 * k, 4);
+      tile->d[b][h][i] = avx2::h2f(x[b].d);
+    }
+  }
+}
+
+// NT tokens (1..4) over one chunk of the tile: acc[t][h] carries token t's sums of rows
+// 16h..16h+15. Each weight vector loaded serves all NT tokens.
+template <typename Traits, int NT>
+HANGAR_TARGET_AVX512 inline void tile_tokens_z(const TileZ& tile, int nbc, const BlockQ8_0* const* y,
+                                               __m512 (*acc)[2]) {
+  const __m256i ones = _mm256_set1_epi8(1);
+  for (int b = 0; b < nbc; ++b) {
+    __m512i dot[NT][2];
+    for (int t = 0; t < NT; ++t) {
+      // isum = dot(u, a) - offset * sum(a): the dots start from the offset term.
+      const int sum = avx2::hsum_i32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), ones, avx2::load32(y[t][b].qs)));
+      dot[t][0] = dot[t][1] = _mm512_set1_epi32(-Traits::kOffset * sum);
+    }
+    for (int k = 0; k < 8; ++k) {
+      const __m512i u0 = _mm512_load_si512(tile.u[b][k][0]);
+      const __m512i u1 = _mm512_load_si512(tile.u[b][k][1]);
+      for (int t = 0; t < NT; ++t) {
+        int32_t a4;
+        std::memcpy(&a4, y[t][b].qs + 4 * k, 4);
+        const __m512i av = _mm512_set1_epi32(a4);
+        dot[t][0] = _mm512_dpbusd_epi32(dot[t][0], u0, av);
+        dot[t][1] = _mm512_dpbusd_epi32(dot[t][1], u1, av);
+      }
+    }
+    const __m512 d0 = _mm512_load_ps(tile.d[b][0]);
+    const __m512 d1 = _mm512_load_ps(tile.d[b][1]);
+    for (int t = 0; t < NT; ++t) {
+      const __m512 da = _mm512_set1_ps(avx2::h2f(y[t][b].d));
+      acc[t][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[t][0]), _mm512_mul_ps(d0, da), acc[t][0]);
+      acc[t][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[t][1]), _mm512_mul_ps(d1, da), acc[t][1]);
+    }
+  }
 }
 
 template <typename Traits>
@@ -262,50 +420,39 @@ HANGAR_TARGET_AVX512 void gemm_avx512(int64_t n, const void* w, size_t w_stride,
                                       const void* a, size_t a_stride, int n_tok, float* out,
                                       size_t out_stride) {
   if (n_tok < kMinTokensForTile) {
-    gemv_avx2<Traits>(n, w, w_stride, n_rows, a, a_stride, n_tok, out, out_stride);
+    gemv_avx512<Traits>(n, w, w_stride, n_rows, a, a_stride, n_tok, out, out_stride);
     return;
   }
   const int64_t nb = n / kQK;
-  Tile tile;
-  for (int r0 = 0; r0 < n_rows; r0 += kGroups * kGroup) {
-    const int rows = std::min(kGroups * kGroup, n_rows - r0);
-    const int groups = (rows + kGroup - 1) / kGroup;
+  const uint8_t* ab = static_cast<const uint8_t*>(a);
+  TileZ tile;
+  for (int r0 = 0; r0 < n_rows; r0 += 32) {
+    const int rows = std::min(32, n_rows - r0);
+    const __mmask16 mask[2] = {static_cast<__mmask16>(rows >= 16 ? 0xffff : (1u << rows) - 1),
+                               static_cast<__mmask16>(rows <= 16 ? 0 : (1u << (rows - 16)) - 1)};
     const uint8_t* wr = static_cast<const uint8_t*>(w) + r0 * w_stride;
-    for (int64_t b0 = 0; b0 < nb; b0 += kChunk) {
-      const int nbc = static_cast<int>(std::min<int64_t>(kChunk, nb - b0));
-      repack<Traits>(wr, w_stride, rows, b0, nbc, &tile);
-      for (int t = 0; t < n_tok; ++t) {
-        const BlockQ8_0* y = reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(a) + t * a_stride) + b0;
-        float* o = out + t * out_stride + r0;
-        __m256 acc[kGroups];
-        for (int g = 0; g < kGroups; ++g) {
-          acc[g] = _mm256_setzero_ps();
-          if (b0 > 0 && g < groups) {
-            acc[g] = _mm256_maskz_loadu_ps(static_cast<__mmask8>((1u << std::min(kGroup, rows - 8 * g)) - 1), o + 8 * g);
+    for (int64_t b0 = 0; b0 < nb; b0 += kChunkZ) {
+      const int nbc = static_cast<int>(std::min<int64_t>(kChunkZ, nb - b0));
+      repack_z<Traits>(wr, w_stride, rows, b0, nbc, &tile);
+      for (int t0 = 0; t0 < n_tok; t0 += 4) {
+        const int nt = std::min(4, n_tok - t0);
+        const BlockQ8_0* y[4];
+        __m512 acc[4][2];
+        for (int t = 0; t < nt; ++t) {
+          y[t] = reinterpret_cast<const BlockQ8_0*>(ab + (t0 + t) * a_stride) + b0;
+          for (int h = 0; h < 2; ++h) {
+            acc[t][h] = b0 > 0 ? _mm512_maskz_loadu_ps(mask[h], out + (t0 + t) * out_stride + r0 + 16 * h)
+                               : _mm512_setzero_ps();
           }
         }
-        for (int b = 0; b < nbc; ++b) {
-          const __m256 da = _mm256_set1_ps(avx2::h2f(y[b].d));
-          const __m256i ay = avx2::load32(y[b].qs);
-          const int sum = avx2::hsum_i32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(1), ay));
-          const __m256i off = _mm256_set1_epi32(Traits::kOffset * sum);
-          __m256i av[8];
-          for (int k = 0; k < 8; ++k) {
-            int32_t v;
-            std::memcpy(&v, y[b].qs + 4 * k, 4);
-            av[k] = _mm256_set1_epi32(v);
-          }
-          for (int g = 0; g < groups; ++g) {
-            __m256i isum = _mm256_sub_epi32(_mm256_setzero_si256(), off);
-            for (int k = 0; k < 8; ++k) {
-              isum = dot4_vnni(isum, _mm256_load_si256(reinterpret_cast<const __m256i*>(tile.u[g][b][k])), av[k]);
-            }
-            const __m256 d = _mm256_mul_ps(_mm256_load_ps(tile.d[g][b]), da);
-            acc[g] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), d, acc[g]);
-          }
+        switch (nt) {
+          case 4: tile_tokens_z<Traits, 4>(tile, nbc, y, acc); break;
+          case 3: tile_tokens_z<Traits, 3>(tile, nbc, y, acc); break;
+          case 2: tile_tokens_z<Traits, 2>(tile, nbc, y, acc); break;
+          default: tile_tokens_z<Traits, 1>(tile, nbc, y, acc); break;
         }
-        for (int g = 0; g < groups; ++g) {
-          _mm256_mask_storeu_ps(o + 8 * g, static_cast<__mmask8>((1u << std::min(kGroup, rows - 8 * g)) - 1), acc[g]);
+        for (int t = 0; t < nt; ++t) {
+          for (int h = 0; h < 2; ++h) _mm512_mask_storeu_ps(out + (t0 + t) * out_stride + r0 + 16 * h, mask[h], acc[t][h]);
         }
       }
     }

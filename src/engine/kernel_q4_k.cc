@@ -82,7 +82,8 @@ void to_float_q4_k(const void* w, float* y, int64_t n) {
 const VecDot& vec_dot_q4_k() {
   static const VecDot k{
       gguf::GgmlType::kQ4_K, gguf::GgmlType::kQ8_K, kQK_K,    sizeof(BlockQ4_K), sizeof(BlockQ8_K),
-      quantize_row_q8_k,     quantize_row_q8_k_ref, HANGAR_PICK_AVX2(dot_q4_k_avx2, dot_q4_k_ref), dot_q4_k_ref,      to_float_q4_k};
+      quantize_row_q8_k,     quantize_row_q8_k_ref, HANGAR_PICK_AVX2(dot_q4_k_avx2, dot_q4_k_ref), dot_q4_k_ref,      to_float_q4_k,
+      gemm_q4_k_for(best_isa()), gemm_q4_k_for(Isa::kScalar)};
   return k;
 }
 

@@ -83,7 +83,8 @@ void to_float_q6_k(const void* w, float* y, int64_t n) {
 const VecDot& vec_dot_q6_k() {
   static const VecDot k{
       gguf::GgmlType::kQ6_K, gguf::GgmlType::kQ8_K, kQK_K,    sizeof(BlockQ6_K), sizeof(BlockQ8_K),
-      quantize_row_q8_k,     quantize_row_q8_k_ref, HANGAR_PICK_AVX2(dot_q6_k_avx2, dot_q6_k_ref), dot_q6_k_ref,      to_float_q6_k};
+      quantize_row_q8_k,     quantize_row_q8_k_ref, HANGAR_PICK_AVX2(dot_q6_k_avx2, dot_q6_k_ref), dot_q6_k_ref,      to_float_q6_k,
+      gemm_q6_k_for(best_isa()), gemm_q6_k_for(Isa::kScalar)};
   return k;
 }
 

@@ -139,6 +139,45 @@ void attention_row(const float* q, const uint16_t* k, int64_t k_stride, const ui
   for (int i = 0; i < head_dim_v; ++i) out[i] = half_to_float(acc[i]) * inv;
 }
 
+void attention_rows(const float* q, int64_t q_stride, int n_q, const uint16_t* k, int64_t k_stride,
+                    const uint16_t* v, int64_t v_stride, const uint8_t* valid, int64_t n_kv,
+                    int head_dim_k, int head_dim_v, float scale, float* out, int64_t out_stride) {
+  uint16_t q16[kAttentionMaxRows][kAttentionMaxDim];
+  uint16_t acc[kAttentionMaxRows][kAttentionMaxDim];
+  float sum[kAttentionMaxRows];
+  float mx[kAttentionMaxRows];
+  for (int r = 0; r < n_q; ++r) {
+    for (int i = 0; i < head_dim_k; ++i) q16[r][i] = float_to_half(q[r * q_stride + i]);
+    for (int i = 0; i < head_dim_v; ++i) acc[r][i] = 0;
+    sum[r] = 0.0f;
+    mx[r] = -INFINITY;
+  }
+  for (int64_t j = 0; j < n_kv; ++j) {
+    if (!valid[j]) continue;
+    const uint16_t* kj = k + j * k_stride;
+    const uint16_t* vj = v + j * v_stride;
+    for (int r = 0; r < n_q; ++r) {
+      const float s = dot_f16(head_dim_k, kj, q16[r]) * scale;
+      float ms = 1.0f;
+      float vs = 1.0f;
+      if (s > mx[r]) {
+        const float old = mx[r];
+        mx[r] = s;
+        ms = std::exp(old - mx[r]);
+        scale_f16(acc[r], head_dim_v, ms);
+      } else {
+        vs = std::exp(s - mx[r]);
+      }
+      mad_f16(acc[r], vj, head_dim_v, vs);
+      sum[r] = sum[r] * ms + vs;
+    }
+  }
+  for (int r = 0; r < n_q; ++r) {
+    const float inv = sum[r] == 0.0f ? 0.0f : 1.0f / sum[r];
+    for (int i = 0; i < head_dim_v; ++i) out[r * out_stride + i] = half_to_float(acc[r][i]) * inv;
+  }
+}
+
 bool uses_tiled_attention(int rows_of_sequence, int head_dim_v) {
   return rows_of_sequence >= kTiledAttentionMinRows && head_dim_v % 16 == 0;
 }
@@ -182,25 +221,32 @@ HANGAR_TARGET_AVX2 void transpose8(__m256 r[8]) {
 }
 
 // tile_dots_ref with 8 cells per vector: each lane runs the same chain, so the results are
-// bit-identical.
+// bit-identical. A last group of fewer than 8 cells runs with zero rows in the missing lanes.
 HANGAR_TARGET_AVX2 void tile_dots_avx2(const float* q, const uint16_t* k, int64_t k_stride, int n, int d, float* s) {
-  int j = 0;
-  if (d % 8 == 0) {
-    for (; j + 8 <= n; j += 8) {
-      __m256 acc = _mm256_setzero_ps();
-      for (int i0 = 0; i0 < d; i0 += 8) {
-        __m256 r[8];
-        for (int c = 0; c < 8; ++c) {
-          const uint16_t* row = k + (j + c) * k_stride + i0;
-          r[c] = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row)));
-        }
-        transpose8(r);
-        for (int i = 0; i < 8; ++i) acc = _mm256_fmadd_ps(_mm256_set1_ps(q[i0 + i]), r[i], acc);
+  if (d % 8 != 0) {
+    tile_dots_ref(q, k, k_stride, n, d, s);
+    return;
+  }
+  for (int j = 0; j < n; j += 8) {
+    const int cells = std::min(8, n - j);
+    __m256 acc = _mm256_setzero_ps();
+    for (int i0 = 0; i0 < d; i0 += 8) {
+      __m256 r[8];
+      for (int c = 0; c < 8; ++c) {
+        const uint16_t* row = k + (j + c) * k_stride + i0;
+        r[c] = c < cells ? _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row))) : _mm256_setzero_ps();
       }
+      transpose8(r);
+      for (int i = 0; i < 8; ++i) acc = _mm256_fmadd_ps(_mm256_set1_ps(q[i0 + i]), r[i], acc);
+    }
+    if (cells == 8) {
       _mm256_storeu_ps(s + j, acc);
+    } else {
+      alignas(32) float tmp[8];
+      _mm256_store_ps(tmp, acc);
+      for (int c = 0; c < cells; ++c) s[j + c] = tmp[c];
     }
   }
-  tile_dots_ref(q, k + j * k_stride, k_stride, n - j, d, s + j);
 }
 
 HANGAR_TARGET_AVX2 void mad_f32_avx2(float* acc, const uint16_t* v, int n, float p) {

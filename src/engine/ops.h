@@ -38,6 +38,17 @@ void attention_row(const float* q, const uint16_t* k, int64_t k_stride, const ui
                    int64_t v_stride, const uint8_t* valid, int64_t n_kv, int head_dim_k,
                    int head_dim_v, float scale, uint16_t* scratch, float* out);
 
+// attention_row for n_q query rows of heads that share one KV head (grouped-query attention):
+// every row's arithmetic is attention_row's, so the results are bit-identical, but each cached K
+// and V row is read from memory once for all of them. q row r at q + r * q_stride, its output
+// at out + r * out_stride; n_q <= kAttentionMaxRows, head dims <= kAttentionMaxDim (scratch on
+// the stack).
+inline constexpr int kAttentionMaxRows = 8;
+inline constexpr int kAttentionMaxDim = 256;
+void attention_rows(const float* q, int64_t q_stride, int n_q, const uint16_t* k, int64_t k_stride,
+                    const uint16_t* v, int64_t v_stride, const uint8_t* valid, int64_t n_kv,
+                    int head_dim_k, int head_dim_v, float scale, float* out, int64_t out_stride);
+
 // The same row as llama.cpp computes it when a batch has at least kTiledAttentionMinRows query
 // rows (ggml's tiled flash attention, used there for ubatches of >= 64 rows when head_dim_v is a
 // multiple of the SIMD width, 16 on the AVX-512 machine that made the references): q stays F32,

@@ -1,9 +1,15 @@
 #pragma once
 // SpinPool: the engine's persistent worker threads. Like common/thread_pool.h (the caller takes
-// part as thread 0; run() returns when every thread has finished its share; dispatch never
-// allocates), but a worker that has just finished a region spins for the next one for a while
-// (about a millisecond) before it blocks on a condition variable: a forward pass runs ~5
-// regions per layer, and waking a blocked thread for each would cost more than the region.
+// part; run() returns when every share is done; dispatch never allocates), but a worker that has
+// just finished a region spins for the next one for a while (about a millisecond) before it
+// blocks on a condition variable: a forward pass runs ~5 regions per layer, and waking a blocked
+// thread for each would cost more than the region.
+//
+// A region's nth shares are claimed, not assigned: each thread, the caller included, takes the
+// next unclaimed share until none is left. On a busy machine a worker may not be running when a
+// region starts; the caller then does that share itself instead of waiting a scheduler time
+// slice for it (generation runs ~110 regions per token). A share's result never depends on
+// which thread ran it.
 //
 // Thread-safety: run() and parallel_for() are called by one thread at a time (the owning
 // Context's). Shutdown: the destructor sets stop_, wakes sleeping workers and joins them.
@@ -27,10 +33,13 @@ class SpinPool {
 
   int size() const { return n_threads_; }
 
-  // Calls fn(ith, nth) once on each of the nth = size() threads; returns when all are done.
+  // Calls fn(ith, nth) once for each share ith in [0, nth), nth = size(), on whichever thread
+  // claims it (two shares never run at once on one thread); returns when all are done.
   template <typename F>
   void run(F&& fn) {
-    auto call = [](void* obj, int ith, int nth) { (*static_cast<std::remove_reference_t<F>*>(obj))(ith, nth); };
+    auto call = [](void* obj, int ith, int nth) {
+      (*static_cast<std::remove_reference_t<F>*>(obj))(ith, nth);
+    };
     run_erased(call, const_cast<void*>(static_cast<const void*>(&fn)));
   }
 
@@ -59,12 +68,19 @@ class SpinPool {
   const int n_threads_;
   std::vector<std::thread> workers_;
 
-  // The region: call_ and obj_ are written before generation_ is released and read after it is
-  // acquired.
-  Call call_ = nullptr;
-  void* obj_ = nullptr;
-  std::atomic<uint64_t> generation_{0};
-  std::atomic<int> pending_{0};  // workers still running the current region
+  // Claims the next share of region `generation`; false when that region has none left (or is
+  // over).
+  bool claim(uint64_t generation, int* share);
+  static uint64_t generation_of(uint64_t state) { return state >> 32; }
+
+  // The region: call_ and obj_ are written before state_ is released for a new generation, and
+  // read only after a successful claim (which acquires it): a share claimed keeps its region
+  // open until done_ counts it, so they cannot change under it.
+  std::atomic<Call> call_{nullptr};
+  std::atomic<void*> obj_{nullptr};
+  std::atomic<uint64_t> state_{0};  // generation << 32 | next unclaimed share
+  std::atomic<int> done_{0};        // shares of the current region finished
+  uint64_t generation_ = 0;         // the caller's count of regions
   std::atomic<bool> stop_{false};
 
   std::mutex mu_;

@@ -48,7 +48,7 @@ TEST(GemmTest, EveryIsaMatchesTheScalarReferenceBitForBitWhateverTheBatch) {
       auto wq = gguf::quantize(c.type, wf.data(), n * rows);
       ASSERT_TRUE(wq.ok());
       const size_t w_stride = k.weight_row_bytes(n);
-      for (const int tokens : {1, 3, 4, 9}) {
+      for (const int tokens : {1, 3, 4, 6, 7, 9}) {
         const auto af = random_floats(n * tokens, 99 + tokens, 2.0f);
         const size_t a_stride = k.act_row_bytes(n);
         std::vector<uint8_t> act(a_stride * tokens);
@@ -81,10 +81,59 @@ TEST(GemmTest, EveryIsaMatchesTheScalarReferenceBitForBitWhateverTheBatch) {
   }
 }
 
+// The K-quant kernels: every ISA that has one gives the reference's bits whatever the batch
+// (16-row groups straight from the weights and the tiled path for 4+ tokens, ragged rows
+// included), and the result is the per-row dot product up to float summation order.
+TEST(GemmTest, KquantKernelsMatchTheScalarReferenceBitForBitWhateverTheBatch) {
+  for (const Case c : {Case{GgmlType::kQ4_K, gemm_q4_k_for}, Case{GgmlType::kQ6_K, gemm_q6_k_for}}) {
+    const VecDot& k = *find_vec_dot(c.type);
+    ASSERT_NE(k.gemm_ref, nullptr);
+    for (const int64_t n : {int64_t{256}, int64_t{256 * 5}}) {
+      const int rows = 37;
+      const auto wf = random_floats(n * rows, 11 + n, 0.5f);
+      auto wq = gguf::quantize(c.type, wf.data(), n * rows);
+      ASSERT_TRUE(wq.ok());
+      const size_t w_stride = k.weight_row_bytes(n);
+      for (const int tokens : {1, 2, 3, 4, 6, 9}) {
+        const auto af = random_floats(n * tokens, 3 + tokens, 2.0f);
+        const size_t a_stride = k.act_row_bytes(n);
+        std::vector<uint8_t> act(a_stride * tokens);
+        for (int t = 0; t < tokens; ++t) k.from_float(af.data() + t * n, act.data() + t * a_stride, n);
+        std::vector<float> ref(static_cast<size_t>(rows) * tokens);
+        k.gemm_ref(n, wq->data(), w_stride, rows, act.data(), a_stride, tokens, ref.data(), rows);
+        for (const Isa isa : isas_here()) {
+          const GemmFn fn = c.gemm_for(isa);
+          if (!fn) continue;
+          std::vector<float> out(ref.size(), -1.0f);
+          fn(n, wq->data(), w_stride, rows, act.data(), a_stride, tokens, out.data(), rows);
+          for (int t = 0; t < tokens; ++t) {
+            for (int r = 0; r < rows; ++r) {
+              const float got = out[t * rows + r];
+              const float want = ref[t * rows + r];
+              ASSERT_EQ(std::memcmp(&got, &want, 4), 0)
+                  << "type " << static_cast<int>(c.type) << " isa " << static_cast<int>(isa) << " n " << n
+                  << " tokens " << tokens << " row " << r << " token " << t << ": " << got << " vs " << want;
+              float alone = 0.0f;
+              fn(n, wq->data() + r * w_stride, w_stride, 1, act.data() + t * a_stride, a_stride, 1, &alone, 1);
+              ASSERT_EQ(std::memcmp(&alone, &want, 4), 0) << "row " << r << " token " << t;
+              const float dot = k.dot_ref(n, wq->data() + r * w_stride, act.data() + t * a_stride);
+              EXPECT_NEAR(got, dot, 1e-4f * (1.0f + std::fabs(dot)));
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(GemmTest, TheTableUsesTheBestKernelTheCpuHas) {
   EXPECT_EQ(find_vec_dot(GgmlType::kQ4_0)->gemm, gemm_q4_0_for(best_isa()));
   EXPECT_EQ(find_vec_dot(GgmlType::kQ8_0)->gemm, gemm_q8_0_for(best_isa()));
   EXPECT_EQ(find_vec_dot(GgmlType::kQ8_0)->gemm_ref, gemm_q8_0_for(Isa::kScalar));
+  EXPECT_EQ(find_vec_dot(GgmlType::kQ4_K)->gemm, gemm_q4_k_for(best_isa()));
+  EXPECT_EQ(find_vec_dot(GgmlType::kQ4_K)->gemm_ref, gemm_q4_k_for(Isa::kScalar));
+  EXPECT_EQ(find_vec_dot(GgmlType::kQ6_K)->gemm, gemm_q6_k_for(best_isa()));
+  EXPECT_EQ(find_vec_dot(GgmlType::kQ6_K)->gemm_ref, gemm_q6_k_for(Isa::kScalar));
 }
 
 }  // namespace

@@ -195,6 +195,34 @@ TEST(OpsTest, TiledAttentionSimdIsBitIdenticalToItsScalarReference) {
   }
 }
 
+TEST(OpsTest, GroupedAttentionGivesEachHeadTheBitsOfItsOwnRow) {
+  // Heads sharing one KV head, computed together, against one attention_row per head; cells
+  // that are invalid are skipped by both.
+  const int dk = 64, dv = 64, n = 37;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> dist;
+  std::vector<uint16_t> k(n * dk), v(n * dv);
+  for (auto& h : k) h = float_to_half(dist(rng));
+  for (auto& h : v) h = float_to_half(dist(rng));
+  std::vector<uint8_t> valid(n, 1);
+  valid[3] = valid[20] = 0;
+  for (int n_q : {1, 3, kAttentionMaxRows}) {
+    std::vector<float> q(n_q * dk);
+    for (auto& x : q) x = 2.0f * dist(rng);
+    std::vector<float> grouped(n_q * dv, -1.0f);
+    attention_rows(q.data(), dk, n_q, k.data(), dk, v.data(), dv, valid.data(), n, dk, dv, 0.125f,
+                   grouped.data(), dv);
+    for (int r = 0; r < n_q; ++r) {
+      std::vector<uint16_t> scratch(dk + dv);
+      std::vector<float> one(dv);
+      attention_row(q.data() + r * dk, k.data(), dk, v.data(), dv, valid.data(), n, dk, dv, 0.125f,
+                    scratch.data(), one.data());
+      EXPECT_EQ(0, std::memcmp(one.data(), grouped.data() + r * dv, dv * sizeof(float)))
+          << "n_q " << n_q << " row " << r;
+    }
+  }
+}
+
 TEST(OpsTest, TiledAttentionOnlyForSixtyFourRowsAndHeadsOfWholeSimdWidth) {
   EXPECT_FALSE(uses_tiled_attention(63, 64));
   EXPECT_TRUE(uses_tiled_attention(64, 64));

@@ -1,0 +1,48 @@
+#pragma once
+// AVX-512 helpers shared by the batched matmul kernels (private to src/engine): every function
+// is compiled with HANGAR_TARGET_AVX512 and called only when cpu_features().avx512. Pure inline
+// functions.
+
+#include "engine/simd_avx2.h"
+
+#ifdef HANGAR_AVX2
+namespace hangar::engine::avx512 {
+
+// Lane l of reduce16's result holds row kLaneRow[l] (a 4 x 4 transpose, its own inverse): row i
+// sits in lane kLaneRow[i], and _mm512_permutexvar_ps(kLaneRow, v) puts the rows in order.
+alignas(64) inline constexpr int32_t kLaneRow[16] = {0, 4, 8,  12, 1, 5, 9,  13,
+                                                     2, 6, 10, 14, 3, 7, 11, 15};
+
+// p[k]: lanes 0..7 row 2k's partial sums, lanes 8..15 row 2k + 1's. Returns the 16 rows' sums,
+// row kLaneRow[l] in lane l.
+HANGAR_TARGET_AVX512 inline __m512i reduce16(const __m512i* p) {
+  __m512i s[4];  // s[j]: 128-bit lane k holds row 4j + k's 4 partial sums
+  for (int j = 0; j < 4; ++j) {
+    const __m512i x = _mm512_shuffle_i32x4(p[2 * j], p[2 * j + 1], _MM_SHUFFLE(2, 0, 2, 0));
+    const __m512i y = _mm512_shuffle_i32x4(p[2 * j], p[2 * j + 1], _MM_SHUFFLE(3, 1, 3, 1));
+    s[j] = _mm512_add_epi32(x, y);
+  }
+  const __m512i t0 =
+      _mm512_add_epi32(_mm512_unpacklo_epi32(s[0], s[1]), _mm512_unpackhi_epi32(s[0], s[1]));
+  const __m512i t1 =
+      _mm512_add_epi32(_mm512_unpacklo_epi32(s[2], s[3]), _mm512_unpackhi_epi32(s[2], s[3]));
+  return _mm512_add_epi32(_mm512_unpacklo_epi64(t0, t1), _mm512_unpackhi_epi64(t0, t1));
+}
+
+// Row i's 16 int32 partial sums folded to 8 and placed into pairs[i / 2] (the low half for even
+// i), ready for reduce16.
+HANGAR_TARGET_AVX512 inline void fold_into_pair(__m512i sum, int i, __m512i* pairs) {
+  const __m256i half =
+      _mm256_add_epi32(_mm512_castsi512_si256(sum), _mm512_extracti64x4_epi64(sum, 1));
+  pairs[i / 2] =
+      i % 2 == 0 ? _mm512_castsi256_si512(half) : _mm512_inserti64x4(pairs[i / 2], half, 1);
+}
+
+// Issues prefetches for the next group of rows (one contiguous stream) up to byte `end`: the 16
+// interleaved row streams a group reads are more than the hardware prefetcher follows well.
+inline void prefetch_until(const char*& pf, const char* end) {
+  for (; pf < end; pf += 64) _mm_prefetch(pf, _MM_HINT_T0);
+}
+
+}  // namespace hangar::engine::avx512
+#endif
