@@ -304,36 +304,14 @@ HANGAR_TARGET_AVX512 void gemv_q6_k(int64_t n, const uint8_t* w, size_t w_stride
 template <int NT>
 HANGAR_TARGET_AVX2 inline void tile_tokens_q6_k_avx2(const TileQ6K& tile, int nbc,
                                                      const BlockQ8_K* const* y, __m256 (*acc)[2]) {
-  const __m256i ones = _mm256_set1_epi16(1);
   for (int b = 0; b < nbc; ++b) {
     __m256i isum[NT][2];
-    for (int t = 0; t < NT; ++t) isum[t][0] = isum[t][1] = _mm256_setzero_si256();
-    for (int g = 0; g < 16; ++g) {
-      __m256i dot[NT][2];
-      for (int t = 0; t < NT; ++t) dot[t][0] = dot[t][1] = _mm256_setzero_si256();
-      for (int k = 0; k < 4; ++k) {
-        const __m256i u0 =
-            _mm256_load_si256(reinterpret_cast<const __m256i*>(tile.u[b][4 * g + k]));
-        const __m256i u1 =
-            _mm256_load_si256(reinterpret_cast<const __m256i*>(tile.u[b][4 * g + k] + 32));
-        for (int t = 0; t < NT; ++t) {
-          int32_t a4;
-          std::memcpy(&a4, y[t][b].qs + 16 * g + 4 * k, 4);
-          const __m256i av = _mm256_set1_epi32(a4);
-          // u <= 63: the int16 pair sums cannot saturate.
-          dot[t][0] =
-              _mm256_add_epi32(dot[t][0], _mm256_madd_epi16(_mm256_maddubs_epi16(u0, av), ones));
-          dot[t][1] =
-              _mm256_add_epi32(dot[t][1], _mm256_madd_epi16(_mm256_maddubs_epi16(u1, av), ones));
-        }
-      }
-      for (int h = 0; h < 2; ++h) {
-        const __m256i sc =
-            _mm256_load_si256(reinterpret_cast<const __m256i*>(tile.sc[b][g] + 8 * h));
-        for (int t = 0; t < NT; ++t)
-          isum[t][h] = _mm256_add_epi32(isum[t][h], _mm256_mullo_epi32(dot[t][h], sc));
-      }
+    const int8_t* qs[NT];
+    for (int t = 0; t < NT; ++t) {
+      isum[t][0] = isum[t][1] = _mm256_setzero_si256();
+      qs[t] = y[t][b].qs;
     }
+    avx2::add_scaled_tile_dots<NT, 16>(tile.u[b], tile.sc[b], qs, isum);
     for (int t = 0; t < NT; ++t) {
       const BlockQ8_K& yb = y[t][b];
       const __m256 da = _mm256_set1_ps(yb.d);

@@ -96,6 +96,44 @@ HANGAR_TARGET_AVX2 inline __m256i select_bit(__m256i x, uint8_t mask, uint8_t va
 
 HANGAR_TARGET_AVX2 inline __m256i load32(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 
+// The batched K-quant matmuls' inner loop (gemm_q4_k.cc, gemm_q6_k.cc): one super-block of a
+// 16-row interleaved tile against NT tokens. u[c] holds column group c (4 weights of each of the
+// 16 rows, as unsigned bytes, row r at bytes 4r..4r+3); the tile has G scale groups of 64 / G
+// column groups each, sc[g][r] the scale of group g for row r. qs[t]: token t's Q8_K
+// activations of this super-block. Adds to isum[t][h] (rows 8h..8h+7)
+//   Σ_g sc[g][r] · Σ_{c in g} Σ_{j<4} u[c][4r + j] · qs[t][4c + j].
+// The weights are at most 63: the int16 pair sums of vpmaddubsw cannot saturate.
+template <int NT, int G>
+HANGAR_TARGET_AVX2 inline void add_scaled_tile_dots(const uint8_t (*u)[64], const int32_t (*sc)[16],
+                                                   const int8_t* const* qs, __m256i (*isum)[2]) {
+  constexpr int kPerGroup = 64 / G;
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int g = 0; g < G; ++g) {
+    __m256i dot[NT][2];
+    for (int t = 0; t < NT; ++t) dot[t][0] = dot[t][1] = _mm256_setzero_si256();
+    for (int k = 0; k < kPerGroup; ++k) {
+      const int c = kPerGroup * g + k;
+      const __m256i u0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(u[c]));
+      const __m256i u1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(u[c] + 32));
+      for (int t = 0; t < NT; ++t) {
+        int32_t a4;
+        std::memcpy(&a4, qs[t] + 4 * c, 4);
+        const __m256i av = _mm256_set1_epi32(a4);
+        dot[t][0] =
+            _mm256_add_epi32(dot[t][0], _mm256_madd_epi16(_mm256_maddubs_epi16(u0, av), ones));
+        dot[t][1] =
+            _mm256_add_epi32(dot[t][1], _mm256_madd_epi16(_mm256_maddubs_epi16(u1, av), ones));
+      }
+    }
+    for (int h = 0; h < 2; ++h) {
+      const __m256i scale = _mm256_load_si256(reinterpret_cast<const __m256i*>(sc[g] + 8 * h));
+      for (int t = 0; t < NT; ++t) {
+        isum[t][h] = _mm256_add_epi32(isum[t][h], _mm256_mullo_epi32(dot[t][h], scale));
+      }
+    }
+  }
+}
+
 }  // namespace hangar::engine::avx2
 #endif  // x86-64
 
