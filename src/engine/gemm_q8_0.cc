@@ -90,6 +90,17 @@ HANGAR_TARGET_AVX2 inline __m256i load_q(const typename Traits::Block& b) {
   }
 }
 
+// The unsigned quants u of one block, as the tiles hold them: Q4_0's nibbles, Q8_0's bytes
+// + 128 (the sign trick of dot4_avx2 undoes it).
+template <typename Traits>
+HANGAR_TARGET_AVX2 inline __m256i load_u(const typename Traits::Block& b) {
+  if constexpr (Traits::kOffset == 8) {
+    return avx2::unpack_nibbles(b.qs);
+  } else {
+    return _mm256_xor_si256(avx2::load32(b.qs), _mm256_set1_epi8(static_cast<char>(0x80)));
+  }
+}
+
 // Lane sums of v0..v3 -> [sum v0, sum v1, sum v2, sum v3].
 HANGAR_TARGET_AVX2 inline __m128i hsum4(__m256i v0, __m256i v1, __m256i v2, __m256i v3) {
   const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(v0, v1), _mm256_hadd_epi32(v2, v3));
@@ -170,12 +181,7 @@ HANGAR_TARGET_AVX2 void repack(const uint8_t* w, size_t w_stride, int n_rows, in
       _mm_prefetch(reinterpret_cast<const char*>(x + kChunk) + 192, _MM_HINT_T0);
       for (int b = 0; b < nbc; ++b) {
         alignas(32) uint8_t q[32];
-        if constexpr (Traits::kOffset == 8) {
-          _mm256_store_si256(reinterpret_cast<__m256i*>(q), avx2::unpack_nibbles(x[b].qs));
-        } else {
-          _mm256_store_si256(reinterpret_cast<__m256i*>(q),
-                             _mm256_xor_si256(avx2::load32(x[b].qs), _mm256_set1_epi8(static_cast<char>(0x80))));
-        }
+        _mm256_store_si256(reinterpret_cast<__m256i*>(q), load_u<Traits>(x[b]));
         for (int k = 0; k < 8; ++k) std::memcpy(&tile->u[g][b][k][4 * i], q + 4 * k, 4);
         tile->d[g][b][i] = avx2::h2f(x[b].d);
       }
@@ -369,12 +375,7 @@ HANGAR_TARGET_AVX512 void repack_z(const uint8_t* w, size_t w_stride, int n_rows
     for (size_t line = 0; line < kChunkZ * sizeof(Block); line += 64) _mm_prefetch(next + line, _MM_HINT_T0);
     for (int b = 0; b < nbc; ++b) {
       alignas(32) uint8_t q[32];
-      if constexpr (Traits::kOffset == 8) {
-        _mm256_store_si256(reinterpret_cast<__m256i*>(q), avx2::unpack_nibbles(x[b].qs));
-      } else {
-        _mm256_store_si256(reinterpret_cast<__m256i*>(q),
-                           _mm256_xor_si256(avx2::load32(x[b].qs), _mm256_set1_epi8(static_cast<char>(0x80))));
-      }
+      _mm256_store_si256(reinterpret_cast<__m256i*>(q), load_u<Traits>(x[b]));
       for (int k = 0; k < 8; ++k) std::memcpy(&tile->u[b][k][h][4 * i], q + 4 * k, 4);
       tile->d[b][h][i] = avx2::h2f(x[b].d);
     }
