@@ -556,7 +556,7 @@ StatusOr<std::unique_ptr<Router>> Router::create(RouterOptions options) {
 }
 
 StatusOr<uint16_t> Router::start() {
-  HANGAR_ASSIGN_OR_RETURN(uint16_t port, impl_->server->listen());
+  // Before listening: request handlers read socket_dir_ (in /models), never while it is set.
   if (impl_->options.backend.empty() && impl_->options.worker_unix_sockets) {
     auto dir = make_private_dir();
     if (dir.ok()) {
@@ -566,6 +566,16 @@ StatusOr<uint16_t> Router::start() {
       spdlog::warn("router: {}; workers listen on 127.0.0.1 instead", dir.status().message());
     }
   }
+  auto listened = impl_->server->listen();
+  if (!listened.ok()) {
+    if (!impl_->socket_dir_.empty()) {
+      std::error_code ec;
+      std::filesystem::remove_all(impl_->socket_dir_, ec);
+      impl_->socket_dir_.clear();
+    }
+    return listened.status();
+  }
+  const uint16_t port = *listened;
   if (impl_->options.memory_refresh.count() > 0) {
     impl_->loop->post_at(std::chrono::steady_clock::now() + impl_->options.memory_refresh,
                          [impl = impl_.get()] { impl->refresh_memory(); });
