@@ -2,8 +2,8 @@
 // and Q4_K_M models of the TinyLlama-1.1B shape (made in a temporary folder in this run), against
 // baselines measured in the same run:
 //   - this machine's read bandwidth with the same thread count, measured right before and after
-//     each type's runs: generation is reported as a fraction of the roofline, model bytes x
-//     tokens/s / bandwidth;
+//     every run: each run's generation is a fraction of the roofline, model bytes x tokens/s /
+//     bandwidth around it, and the median of those fractions is reported;
 //   - prompt as GFLOP/s (2 x matmul weights x tokens/s; attention not counted);
 //   - HANGAR_BENCH_BASELINE=path/to/hangar: that binary's `hangar bench --json` on the same files,
 //     alternating with our runs (e.g. a build of an older commit), and the ratios;
@@ -59,9 +59,16 @@ double median(std::vector<double> v) {
 
 // ---- read bandwidth ----------------------------------------------------------------------------
 
+// One thread's pass over [p, p + n): 256-bit loads, optionally with software prefetches 1 KiB
+// ahead.
+template <bool kPrefetch>
 __attribute__((target("avx2"))) uint64_t read_avx2(const uint8_t* p, size_t n) {
   __m256i acc = _mm256_setzero_si256();
   for (size_t i = 0; i + 128 <= n; i += 128) {
+    if constexpr (kPrefetch) {
+      _mm_prefetch(reinterpret_cast<const char*>(p + i + 1024), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(p + i + 1024 + 64), _MM_HINT_T0);
+    }
     const __m256i* v = reinterpret_cast<const __m256i*>(p + i);
     acc = _mm256_add_epi64(acc, _mm256_xor_si256(_mm256_load_si256(v), _mm256_load_si256(v + 1)));
     acc = _mm256_add_epi64(acc, _mm256_xor_si256(_mm256_load_si256(v + 2), _mm256_load_si256(v + 3)));
@@ -81,32 +88,53 @@ uint64_t read_scalar(const uint8_t* p, size_t n) {
   return acc;
 }
 
-// GB/s (1e9 bytes) reading a 1 GiB buffer with `threads` threads, best of 5 passes.
-double read_bandwidth(int threads) {
-  const size_t bytes = size_t{1} << 30;
-  auto* buf = static_cast<uint8_t*>(std::aligned_alloc(64, bytes));
-  if (!buf) return 0.0;
-  std::memset(buf, 1, bytes);
-  const bool avx2 = engine::cpu_features().avx2;
-  std::atomic<uint64_t> sink{0};
-  double best = 0.0;
-  for (int pass = 0; pass < 5; ++pass) {
+// This machine's read bandwidth with `threads` threads, in GB/s (1e9 bytes): each thread reads
+// its own contiguous part of a 1 GiB buffer (made once), in two ways: plain loads, and the same
+// with software prefetches (which some machines serve faster). The best pass of either way is
+// the figure, so the roofline is never understated. The bandwidth of a shared machine drifts
+// by tens of percent within minutes, so it is measured right before and after every run.
+class ReadProbe {
+ public:
+  explicit ReadProbe(int threads) : threads_(threads), buf_(static_cast<uint8_t*>(std::aligned_alloc(64, kBytes))) {
+    if (buf_) std::memset(buf_, 1, kBytes);
+  }
+  ~ReadProbe() { std::free(buf_); }
+  ReadProbe(const ReadProbe&) = delete;
+  ReadProbe& operator=(const ReadProbe&) = delete;
+
+  double measure() {
+    if (!buf_) return 0.0;
+    const bool avx2 = engine::cpu_features().avx2;
+    plain_ = prefetched_ = 0.0;
+    for (int pass = 0; pass < 3; ++pass) {
+      plain_ = std::max(plain_, pass_gbs(avx2 ? read_avx2<false> : read_scalar));
+      if (avx2) prefetched_ = std::max(prefetched_, pass_gbs(read_avx2<true>));
+    }
+    return std::max(plain_, prefetched_);
+  }
+  double plain() const { return plain_; }            // of the last measure()
+  double prefetched() const { return prefetched_; }  // 0 without AVX2
+
+ private:
+  static constexpr size_t kBytes = size_t{1} << 30;
+  double pass_gbs(uint64_t (*read)(const uint8_t*, size_t)) {
     const auto t0 = Clock::now();
     std::vector<std::thread> ts;
-    for (int i = 0; i < threads; ++i) {
+    for (int i = 0; i < threads_; ++i) {
       ts.emplace_back([&, i] {
-        const size_t per = bytes / threads;
-        const uint8_t* p = buf + per * i;
-        sink += avx2 ? read_avx2(p, per) : read_scalar(p, per);
+        const size_t per = kBytes / threads_ / 128 * 128;
+        sink_ += read(buf_ + per * i, per);
       });
     }
     for (auto& t : ts) t.join();
     const double s = std::chrono::duration<double>(Clock::now() - t0).count();
-    best = std::max(best, static_cast<double>(bytes) / s / 1e9);
+    return static_cast<double>(kBytes) / s / 1e9;
   }
-  std::free(buf);
-  return sink.load() == 42 ? best + 1e-12 : best;
-}
+  const int threads_;
+  uint8_t* buf_;
+  std::atomic<uint64_t> sink_{0};
+  double plain_ = 0.0, prefetched_ = 0.0;
+};
 
 // ---- our engine, in process ---------------------------------------------------------------------
 
@@ -265,8 +293,10 @@ int main(int argc, char** argv) {
               static_cast<long long>(o.n_embd), static_cast<long long>(o.n_layer), static_cast<long long>(o.n_head),
               static_cast<long long>(o.n_head_kv), static_cast<long long>(o.n_ff), o.n_prompt, o.n_gen, o.threads,
               o.reps, engine::cpu_isa_name());
-  const double bw = read_bandwidth(o.threads);
-  std::printf("read bandwidth (%d threads): %.1f GB/s; load average %.2f\n", o.threads, bw, load_average());
+  ReadProbe probe(o.threads);
+  const double bw = probe.measure();
+  std::printf("read bandwidth (%d threads): %.1f GB/s (plain loads %.1f, with prefetches %.1f); load average %.2f\n",
+              o.threads, bw, probe.plain(), probe.prefetched(), load_average());
 
   int rc = 0;
   for (const std::string& type : o.types) {
@@ -296,34 +326,44 @@ int main(int argc, char** argv) {
       return 1;
     }
     const double bytes = static_cast<double>((*model)->file().file_size());
-    // The read bandwidth of a shared machine drifts: the roofline uses the mean of the
-    // bandwidth measured right before and right after this type's runs.
-    const double bw_before = read_bandwidth(o.threads);
-    // Alternating: one repetition of ours, one of the baseline, reps times.
-    std::vector<double> pp, tg, base_pp, base_tg;
+    // Alternating: one repetition of ours, one of the baseline, reps times. Each of ours is
+    // its own roofline ratio, against the bandwidth measured right before and after it.
+    std::vector<double> pp, tg, roof, bws, base_pp, base_tg;
+    double bw_before = probe.measure();
     for (int rep = 0; rep < o.reps; ++rep) {
       auto f = run_engine(**model, o, 1);
       if (!f) return 1;
+      const double bw_after = probe.measure();
+      const double bw_run = 0.5 * (bw_before + bw_after);
       pp.push_back(f->pp);
       tg.push_back(f->tg);
+      bws.push_back(bw_run);
+      roof.push_back(100.0 * bytes * f->tg / (bw_run * 1e9));
       if (baseline) {
         if (auto g = run_baseline(baseline, file, o)) {
           base_pp.push_back(g->pp);
           base_tg.push_back(g->tg);
         }
+        bw_before = probe.measure();
+      } else {
+        bw_before = bw_after;
       }
     }
-    const double bw_type = 0.5 * (bw_before + read_bandwidth(o.threads));
     const Figures ours{median(pp), median(tg)};
     std::printf("\n%s (%.1f MiB; load average after the runs %.2f)\n", type.c_str(), bytes / (1024.0 * 1024.0),
                 load_average());
     std::printf("  prompt     pp%-4d %8.2f tok/s   %6.1f GFLOP/s   (runs:", o.n_prompt, ours.pp,
                 ours.pp * flops_per_token(**model) / 1e9);
     for (double v : pp) std::printf(" %.1f", v);
-    std::printf(")\n  generation tg%-4d %8.2f tok/s   %5.1f %% of the roofline (%.1f GB/s of weights; runs:", o.n_gen,
-                ours.tg, 100.0 * bytes * ours.tg / (bw_type * 1e9), bytes * ours.tg / 1e9);
+    std::printf(")\n  generation tg%-4d %8.2f tok/s   %5.1f %% of the roofline, median of the runs' ratios (%.1f GB/s of weights)\n",
+                o.n_gen, ours.tg, median(roof), bytes * ours.tg / 1e9);
+    std::printf("    runs: tok/s");
     for (double v : tg) std::printf(" %.1f", v);
-    std::printf("; read bandwidth around these runs %.1f GB/s)\n", bw_type);
+    std::printf("; read bandwidth around each run, GB/s");
+    for (double v : bws) std::printf(" %.1f", v);
+    std::printf("; %% of the roofline");
+    for (double v : roof) std::printf(" %.1f", v);
+    std::printf("\n");
     if (!base_pp.empty()) {
       const Figures b{median(base_pp), median(base_tg)};
       std::printf("  baseline %s: pp %.2f tok/s, tg %.2f tok/s -> ours / baseline: prompt %.2fx, generation %.2fx\n",

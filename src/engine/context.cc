@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <utility>
 
 #include "engine/fp16.h"
 #include "estimate/memory_plan.h"
@@ -16,6 +17,13 @@ namespace {
 // Weight rows per tile of a matmul: the tile stays in cache while every token of the step
 // passes over it (the batched kernels work on 16 rows at a time).
 constexpr int64_t kRowTile = 16;
+
+// Rows [first, second) of n_out that share ith of nth computes: whole tiles of kRowTile rows.
+std::pair<int64_t, int64_t> share_rows(int64_t n_out, int ith, int nth) {
+  const int64_t tiles = (n_out + kRowTile - 1) / kRowTile;
+  const int64_t per = (tiles + nth - 1) / nth;
+  return {std::min(n_out, per * ith * kRowTile), std::min(n_out, per * (ith + 1) * kRowTile)};
+}
 
 void add_rows(float* x, const float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] += y[i];
@@ -137,7 +145,8 @@ void Context::matmul(const Weight& w, const float* in, int n_tokens, float* out)
   matmul_multi(&mm, 1, in, static_cast<int>(w.n_in), n_tokens);
 }
 
-void Context::matmul_multi(const MatmulOut* mm, int n_mm, const float* in, int n_in, int n_tokens) {
+void Context::matmul_multi(const MatmulOut* mm, int n_mm, const float* in, int n_in, int n_tokens,
+                           Then then) {
   // Converted activation rows per weight: one conversion per distinct vec_dot type, placed one
   // after another in act_ (sized for F32 rows, so two quantized or half types fit; a set that
   // does not is computed one weight at a time).
@@ -163,6 +172,12 @@ void Context::matmul_multi(const MatmulOut* mm, int n_mm, const float* in, int n
     const size_t need = stride[i] * static_cast<size_t>(n_tokens);
     if (used + need > act_.size()) {
       for (int j = 0; j < n_mm; ++j) matmul_multi(&mm[j], 1, in, n_in, n_tokens);
+      if (then == Then::kSwiglu) {
+        const int64_t n_out = mm[0].w->n_out;
+        pool_.parallel_for(n_tokens, [&](int64_t b, int64_t e) {
+          for (int64_t t = b; t < e; ++t) swiglu(mm[0].out + t * n_out, mm[1].out + t * n_out, mm[0].out + t * n_out, n_out);
+        });
+      }
       return;
     }
     uint8_t* dst = act_.data() + used;
@@ -179,16 +194,15 @@ void Context::matmul_multi(const MatmulOut* mm, int n_mm, const float* in, int n
   }
 
   // Every thread takes its share of every weight's rows, in whole tiles of kRowTile rows, so
-  // both threads stay busy on each matrix and a row's result never depends on the split.
+  // both threads stay busy on each matrix and a row's result never depends on the split. (Finer
+  // shares claimed as threads free up measured slower: each share's first rows are read before
+  // any prefetch of them.)
   pool_.run([&](int ith, int nth) {
     for (int i = 0; i < n_mm; ++i) {
       const Weight& w = *mm[i].w;
       const VecDot& k = *w.kernel;
       const int64_t n_out = w.n_out;
-      const int64_t tiles = (n_out + kRowTile - 1) / kRowTile;
-      const int64_t per = (tiles + nth - 1) / nth;
-      const int64_t b = std::min(n_out, per * ith * kRowTile);
-      const int64_t e = std::min(n_out, per * (ith + 1) * kRowTile);
+      const auto [b, e] = share_rows(n_out, ith, nth);
       if (b >= e) continue;
       float* out = mm[i].out;
       if (k.gemm) {
@@ -203,6 +217,15 @@ void Context::matmul_multi(const MatmulOut* mm, int n_mm, const float* in, int n
           float* o = out + static_cast<int64_t>(t) * n_out;
           for (int64_t r = r0; r < r1; ++r) o[r] = k.dot(n_in, w.row(r), a);
         }
+      }
+    }
+    if (then == Then::kSwiglu) {
+      // This thread's rows of gate and up (the same split for both: they have the same rows).
+      const int64_t n_out = mm[0].w->n_out;
+      const auto [b, e] = share_rows(n_out, ith, nth);
+      for (int t = 0; b < e && t < n_tokens; ++t) {
+        float* g = mm[0].out + static_cast<int64_t>(t) * n_out;
+        swiglu(g + b, mm[1].out + static_cast<int64_t>(t) * n_out + b, g + b, e - b);
       }
     }
   });
@@ -319,10 +342,7 @@ void Context::forward(const Batch& batch, int begin, int end) {
     // SwiGLU feed-forward.
     for (int t = 0; t < T; ++t) rms_norm(&x_[t * n_embd], L.ffn_norm, &xn_[t * n_embd], n_embd, eps);
     const MatmulOut gate_up[2] = {{&L.w_gate, gate_.data()}, {&L.w_up, up_.data()}};
-    matmul_multi(gate_up, 2, xn_.data(), n_embd, T);
-    pool_.parallel_for(T, [&](int64_t b, int64_t e) {
-      for (int64_t t = b; t < e; ++t) swiglu(&gate_[t * hp.n_ff], &up_[t * hp.n_ff], &gate_[t * hp.n_ff], hp.n_ff);
-    });
+    matmul_multi(gate_up, 2, xn_.data(), n_embd, T, Then::kSwiglu);
     matmul(L.w_down, gate_.data(), T, xn_.data());
     for (int t = 0; t < T; ++t) add_rows(&x_[t * n_embd], &xn_[t * n_embd], n_embd);
   }

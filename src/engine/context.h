@@ -101,7 +101,11 @@ class Context {
     const Weight* w;
     float* out;  // [n_tokens][w->n_out]
   };
-  void matmul_multi(const MatmulOut* mm, int n_mm, const float* in, int n_in, int n_tokens);
+  // kSwiglu (gate/up, two weights with the same rows): then mm[0].out = silu(mm[0].out) *
+  // mm[1].out, each thread over the rows it computed, in the same region.
+  enum class Then { kNothing, kSwiglu };
+  void matmul_multi(const MatmulOut* mm, int n_mm, const float* in, int n_in, int n_tokens,
+                    Then then = Then::kNothing);
 
   const Model& model_;
   const HParams& hp_;

@@ -238,11 +238,36 @@ HANGAR_TARGET_AVX512 inline __m512i spread_words(int w0, int w1) {
   return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
 }
 
+// One row's super-block against one token: 16 lanes of scaled partial sums (their total is the
+// row's sum of scale x integer dot over the 8 groups), and *min the dot of its mins with the
+// token's group sums.
+HANGAR_TARGET_AVX512 inline __m512i q4_k_row_sums(const BlockQ4_K& x, const __m512i* act_lo,
+                                                  const __m512i* act_hi, __m128i s16,
+                                                  const __m512i* spread_lo, const __m512i* spread_hi,
+                                                  int32_t* min) {
+  const __m512i nibble = _mm512_set1_epi8(0x0f);
+  uint32_t words[4];
+  unpack_scales_mins_words(x.scales, words);
+  const __m128i sm = _mm_loadu_si128(reinterpret_cast<const __m128i*>(words));
+  const __m512i sc = _mm512_broadcast_i32x4(_mm_cvtepu8_epi16(sm));
+  const __m128i m = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_srli_si128(sm, 8)), s16);
+  const __m128i m2 = _mm_add_epi32(m, _mm_shuffle_epi32(m, 0x4e));
+  *min = _mm_cvtsi128_si32(_mm_add_epi32(m2, _mm_shuffle_epi32(m2, 0xb1)));
+  __m512i sum = _mm512_setzero_si512();
+  for (int h = 0; h < 2; ++h) {
+    const __m512i q = _mm512_loadu_si512(x.qs + 64 * h);
+    const __m512i lo = _mm512_and_si512(q, nibble);
+    const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), nibble);
+    sum = _mm512_dpwssd_epi32(sum, _mm512_maddubs_epi16(lo, act_lo[h]), _mm512_shuffle_epi8(sc, spread_lo[h]));
+    sum = _mm512_dpwssd_epi32(sum, _mm512_maddubs_epi16(hi, act_hi[h]), _mm512_shuffle_epi8(sc, spread_hi[h]));
+  }
+  return sum;
+}
+
 HANGAR_TARGET_AVX512 void gemv_q4_k(int64_t n, const uint8_t* w, size_t w_stride, int n_rows,
                                     const uint8_t* a, size_t a_stride, int n_tok, float* out,
                                     size_t out_stride) {
   const int64_t nb = n / kQK_K;
-  const __m512i nibble = _mm512_set1_epi8(0x0f);
   // A 512-bit load of quant bytes 64h..64h+63 has, per 128-bit lane, groups
   // [4h, 4h, 4h + 2, 4h + 2] in its low nibbles and [4h + 1, 4h + 1, 4h + 3, 4h + 3] in its high.
   __m512i spread_lo[2], spread_hi[2];
@@ -252,9 +277,8 @@ HANGAR_TARGET_AVX512 void gemv_q4_k(int64_t n, const uint8_t* w, size_t w_stride
   }
   int r = 0;
   if (w_stride < (size_t{1} << 26)) {
-    const __m512i lane_row = _mm512_load_si512(avx512::kLaneRow);
-    const __m512i scale_at =
-        _mm512_mullo_epi32(lane_row, _mm512_set1_epi32(static_cast<int32_t>(w_stride)));
+    const __m512i scale_at = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                                _mm512_set1_epi32(static_cast<int32_t>(w_stride)));
     for (; r + 16 <= n_rows; r += 16) {
       const uint8_t* w0 = w + r * w_stride;
       __m512 acc[kMinTokensForTile - 1];
@@ -286,28 +310,17 @@ HANGAR_TARGET_AVX512 void gemv_q4_k(int64_t n, const uint8_t* w, size_t w_stride
           const __m128i s16 =
               _mm_packs_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1));
           alignas(64) int32_t mins[16];
+          // Two rows per pair (each folded to 8 lanes), paired as kLaneRow says so that
+          // reduce16 gives row i in lane i.
           __m512i pairs[8];
-          for (int i = 0; i < 16; ++i) {
-            const BlockQ4_K& x = *reinterpret_cast<const BlockQ4_K*>(blk + i * w_stride);
-            uint32_t words[4];
-            unpack_scales_mins_words(x.scales, words);
-            const __m128i sm = _mm_loadu_si128(reinterpret_cast<const __m128i*>(words));
-            const __m512i sc = _mm512_broadcast_i32x4(_mm_cvtepu8_epi16(sm));
-            const __m128i m = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_srli_si128(sm, 8)), s16);
-            const __m128i m2 = _mm_add_epi32(m, _mm_shuffle_epi32(m, 0x4e));
-            mins[avx512::kLaneRow[i]] =
-                _mm_cvtsi128_si32(_mm_add_epi32(m2, _mm_shuffle_epi32(m2, 0xb1)));
-            __m512i sum = _mm512_setzero_si512();
-            for (int h = 0; h < 2; ++h) {
-              const __m512i q = _mm512_loadu_si512(x.qs + 64 * h);
-              const __m512i lo = _mm512_and_si512(q, nibble);
-              const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), nibble);
-              sum = _mm512_dpwssd_epi32(sum, _mm512_maddubs_epi16(lo, act_lo[h]),
-                                        _mm512_shuffle_epi8(sc, spread_lo[h]));
-              sum = _mm512_dpwssd_epi32(sum, _mm512_maddubs_epi16(hi, act_hi[h]),
-                                        _mm512_shuffle_epi8(sc, spread_hi[h]));
-            }
-            avx512::fold_into_pair(sum, i, pairs);
+          for (int k = 0; k < 8; ++k) {
+            const int i0 = avx512::kLaneRow[2 * k], i1 = avx512::kLaneRow[2 * k + 1];
+            const __m512i e = q4_k_row_sums(*reinterpret_cast<const BlockQ4_K*>(blk + i0 * w_stride),
+                                            act_lo, act_hi, s16, spread_lo, spread_hi, &mins[i0]);
+            const __m512i o = q4_k_row_sums(*reinterpret_cast<const BlockQ4_K*>(blk + i1 * w_stride),
+                                            act_lo, act_hi, s16, spread_lo, spread_hi, &mins[i1]);
+            pairs[k] = _mm512_add_epi32(_mm512_shuffle_i32x4(e, o, _MM_SHUFFLE(1, 0, 1, 0)),
+                                        _mm512_shuffle_i32x4(e, o, _MM_SHUFFLE(3, 2, 3, 2)));
           }
           const __m512 da = _mm512_set1_ps(y.d);
           acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(avx512::reduce16(pairs)),
@@ -316,9 +329,7 @@ HANGAR_TARGET_AVX512 void gemv_q4_k(int64_t n, const uint8_t* w, size_t w_stride
                                     _mm512_mul_ps(dminw, da), acc[t]);
         }
       }
-      for (int t = 0; t < n_tok; ++t) {
-        _mm512_storeu_ps(out + t * out_stride + r, _mm512_permutexvar_ps(lane_row, acc[t]));
-      }
+      for (int t = 0; t < n_tok; ++t) _mm512_storeu_ps(out + t * out_stride + r, acc[t]);
     }
   }
   if (r < n_rows) {

@@ -26,6 +26,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 
 #include "engine/fp16.h"
@@ -268,25 +269,136 @@ HANGAR_TARGET_AVX2 void gemm_avx2(int64_t n, const void* w, size_t w_stride, int
   }
 }
 
-// Few tokens with AVX-512: 16 rows at a time straight from the weights (no tile). Rows 2k and
-// 2k + 1 of a block share one 512-bit vector of unsigned quants u (the low 256 bits row 2k, in
-// the activation's element order), so one vpdpbusd against the activation block repeated twice
-// gives both rows' 8 partial sums; reduce16 turns the 8 vectors into the 16 rows' exact block
-// sums, and the rest is the tile path's arithmetic (so the bits are the same).
+// Few tokens with AVX-512: 16 rows at a time straight from the weights (no tile); each block's
+// exact integer sums of the 16 rows end in one vector, row i in lane i, and the rest is the tile
+// path's arithmetic (so the bits are the same). A block's activation sum and scale are computed
+// once per call, not once per 16 rows.
+//   - Q4_0: vector g holds rows g, g + 4, g + 8 and g + 12 in its four 128-bit lanes (a row's 16
+//     packed bytes per lane). One AND gives elements 0..15 and one shift + AND elements 16..31
+//     of the 4 rows; two vpdpbusd against the activation's two halves (each repeated in every
+//     lane) leave each row's 4 partial sums in its lane; reduce4x4 adds them up.
+//   - Q8_0: vector k holds two rows' unsigned quants u (256 bits each) and one vpdpbusd against
+//     the activation block repeated twice gives both rows' 8 partial sums; reduce16 adds them
+//     up. Rows are paired as kLaneRow says, so its lane order comes out as row order.
+//   - The F16 scales are put together four rows per 64-bit word in general registers: cheaper
+//     than a vector gather, and beside the vector work.
+constexpr int kGemvBlocks = 512;  // activation blocks whose sums are kept on the stack at once
 
-// The unsigned quants u of one block of rows i (low 256 bits) and j (high 256 bits).
+// The 16 rows' F16 block scales (the first field of a block) as F32, row i in lane i.
+HANGAR_TARGET_AVX512 inline __m512 scales16(const uint8_t* blk, size_t w_stride) {
+  uint64_t words[4] = {0, 0, 0, 0};
+  for (int g = 0; g < 4; ++g) {
+    for (int i = 0; i < 4; ++i) {
+      uint16_t h;
+      std::memcpy(&h, blk + (4 * i + g) * w_stride, sizeof(h));
+      words[i] |= static_cast<uint64_t>(h) << (16 * g);
+    }
+  }
+  return _mm512_cvtph_ps(_mm256_set_epi64x(static_cast<int64_t>(words[3]), static_cast<int64_t>(words[2]),
+                                           static_cast<int64_t>(words[1]), static_cast<int64_t>(words[0])));
+}
+
+// The weights of one block of 16 rows, ready for dots (see above).
 template <typename Traits>
-HANGAR_TARGET_AVX512 inline __m512i load_pair_u(const typename Traits::Block& bi, const typename Traits::Block& bj) {
-  if constexpr (Traits::kOffset == 8) {
-    // [qs_i, qs_i, qs_j, qs_j], the second copy of each shifted right by 4, then the nibbles.
-    const __m256i i2 = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bi.qs)));
-    const __m256i j2 = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bj.qs)));
-    const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(i2), j2, 1);
-    const __m512i shifted = _mm512_srlv_epi64(both, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4));
-    return _mm512_and_si512(shifted, _mm512_set1_epi8(0x0f));
-  } else {
-    const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(avx2::load32(bi.qs)), avx2::load32(bj.qs), 1);
-    return _mm512_xor_si512(both, _mm512_set1_epi8(static_cast<char>(0x80)));
+struct Rows16;
+
+template <>
+struct Rows16<Q4_0Traits> {
+  __m512i lo[4], hi[4];
+  HANGAR_TARGET_AVX512 void load(const uint8_t* blk, size_t w_stride) {
+    const __m512i low = _mm512_set1_epi8(0x0f);
+    for (int g = 0; g < 4; ++g) {
+      const uint8_t* q = blk + g * w_stride + offsetof(BlockQ4_0, qs);
+      __m512i v = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)));
+      for (int i = 1; i < 4; ++i) {
+        v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 4 * i * w_stride)), i);
+      }
+      lo[g] = _mm512_and_si512(v, low);
+      hi[g] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+    }
+  }
+  // The 16 rows' dot(u, a), row i in lane i.
+  HANGAR_TARGET_AVX512 __m512i dots(const BlockQ8_0& y) const {
+    const __m512i alo = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(y.qs)));
+    const __m512i ahi = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(y.qs + 16)));
+    __m512i p[4];
+    for (int g = 0; g < 4; ++g) {
+      p[g] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo[g], alo), hi[g], ahi);
+    }
+    return avx512::reduce4x4(p);
+  }
+};
+
+template <>
+struct Rows16<Q8_0Traits> {
+  __m512i u[8];
+  HANGAR_TARGET_AVX512 void load(const uint8_t* blk, size_t w_stride) {
+    const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+    for (int k = 0; k < 8; ++k) {
+      const uint8_t* q0 = blk + avx512::kLaneRow[2 * k] * w_stride + offsetof(BlockQ8_0, qs);
+      const uint8_t* q1 = blk + avx512::kLaneRow[2 * k + 1] * w_stride + offsetof(BlockQ8_0, qs);
+      u[k] = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(avx2::load32(q0)), avx2::load32(q1), 1), flip);
+    }
+  }
+  HANGAR_TARGET_AVX512 __m512i dots(const BlockQ8_0& y) const {
+    const __m512i ay2 = _mm512_broadcast_i64x4(avx2::load32(y.qs));
+    __m512i p[8];
+    for (int k = 0; k < 8; ++k) p[k] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u[k], ay2);
+    return avx512::reduce16(p);
+  }
+};
+
+// Rows [0, n_rows), n_rows a multiple of 16, against NT tokens.
+template <typename Traits, int NT>
+HANGAR_TARGET_AVX512 void gemv16_avx512(int64_t nb, const uint8_t* w, size_t w_stride, int n_rows,
+                                        const uint8_t* a, size_t a_stride, float* out,
+                                        size_t out_stride) {
+  using Block = typename Traits::Block;
+  const __m256i ones = _mm256_set1_epi8(1);
+  const size_t group_step = 16 * w_stride / nb;  // bytes of the next 16 rows per block
+  int32_t off[NT][kGemvBlocks];                   // -offset * sum(a)
+  float da[NT][kGemvBlocks];
+  // The first 16 rows, before they are read as 16 streams (later groups are prefetched while
+  // the group before them is computed).
+  const char* first = reinterpret_cast<const char*>(w);
+  avx512::prefetch_until(first, first + 16 * w_stride);
+  for (int64_t b0 = 0; b0 < nb; b0 += kGemvBlocks) {
+    const int nbc = static_cast<int>(std::min<int64_t>(kGemvBlocks, nb - b0));
+    const BlockQ8_0* y[NT];
+    for (int t = 0; t < NT; ++t) {
+      y[t] = reinterpret_cast<const BlockQ8_0*>(a + t * a_stride) + b0;
+      for (int b = 0; b < nbc; ++b) {
+        const __m256i sum = _mm256_dpbusd_epi32(_mm256_setzero_si256(), ones, avx2::load32(y[t][b].qs));
+        off[t][b] = -Traits::kOffset * avx2::hsum_i32(sum);
+        da[t][b] = avx2::h2f(y[t][b].d);
+      }
+    }
+    for (int r = 0; r < n_rows; r += 16) {
+      const uint8_t* w0 = w + r * w_stride + b0 * sizeof(Block);
+      __m512 acc[NT];
+      for (int t = 0; t < NT; ++t) {
+        acc[t] = b0 == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(out + t * out_stride + r);
+      }
+      // The 16 rows are read as 16 interleaved streams, which the hardware prefetcher follows
+      // poorly; the next 16 rows (contiguous in memory) are prefetched as one stream meanwhile,
+      // in step with this block.
+      const bool prefetch = r + 32 <= n_rows;
+      const char* next = reinterpret_cast<const char*>(w + (r + 16) * w_stride);
+      const char* pf = next + b0 * group_step;
+      for (int b = 0; b < nbc; ++b) {
+        if (prefetch) avx512::prefetch_until(pf, next + (b0 + b + 1) * group_step);
+        const uint8_t* blk = w0 + b * sizeof(Block);
+        Rows16<Traits> rows;
+        rows.load(blk, w_stride);
+        const __m512 dw = scales16(blk, w_stride);
+        for (int t = 0; t < NT; ++t) {
+          const __m512i isum = _mm512_add_epi32(rows.dots(y[t][b]), _mm512_set1_epi32(off[t][b]));
+          const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(da[t][b]));
+          acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), d, acc[t]);
+        }
+      }
+      for (int t = 0; t < NT; ++t) _mm512_storeu_ps(out + t * out_stride + r, acc[t]);
+    }
   }
 }
 
@@ -294,56 +406,18 @@ template <typename Traits>
 HANGAR_TARGET_AVX512 void gemv_avx512(int64_t n, const void* w, size_t w_stride, int n_rows,
                                       const void* a, size_t a_stride, int n_tok, float* out,
                                       size_t out_stride) {
-  using Block = typename Traits::Block;
   const int64_t nb = n / kQK;
   const uint8_t* wb = static_cast<const uint8_t*>(w);
-  int r = 0;
-  // The scales are gathered with 32-bit offsets: 15 rows' stride must fit.
-  if (w_stride < (size_t{1} << 26)) {
-    const __m512i lane_row = _mm512_load_si512(avx512::kLaneRow);
-    const __m512i scale_at = _mm512_mullo_epi32(lane_row, _mm512_set1_epi32(static_cast<int32_t>(w_stride)));
-    const __m256i ones = _mm256_set1_epi8(1);
-    for (; r + 16 <= n_rows; r += 16) {
-      const uint8_t* w0 = wb + r * w_stride;
-      __m512 acc[kMinTokensForTile - 1];
-      for (int t = 0; t < n_tok; ++t) acc[t] = _mm512_setzero_ps();
-      const bool prefetch = r + 32 <= n_rows;
-      const char* next = reinterpret_cast<const char*>(w0 + 16 * w_stride);
-      const char* pf = next;
-      const size_t group_step = 16 * w_stride / nb;  // bytes of the next group per block
-      for (int64_t b = 0; b < nb; ++b) {
-        const uint8_t* blk = w0 + b * sizeof(Block);
-        // The 16 rows are read as 16 interleaved streams, which the hardware prefetcher follows
-        // poorly; the next 16 rows (contiguous in memory) are prefetched as one stream meanwhile,
-        // in step with this block.
-        if (prefetch) avx512::prefetch_until(pf, next + (b + 1) * group_step);
-        __m512i u[8];
-        for (int k = 0; k < 8; ++k) {
-          u[k] = load_pair_u<Traits>(*reinterpret_cast<const Block*>(blk + 2 * k * w_stride),
-                                     *reinterpret_cast<const Block*>(blk + (2 * k + 1) * w_stride));
-        }
-        // Each lane's 32 bits start at the row's F16 scale d (the first field of both blocks).
-        const __m512i d32 = _mm512_i32gather_epi32(scale_at, blk, 1);
-        const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(d32));
-        for (int t = 0; t < n_tok; ++t) {
-          const BlockQ8_0& y = reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(a) + t * a_stride)[b];
-          const __m256i ay = avx2::load32(y.qs);
-          const __m512i ay2 = _mm512_broadcast_i64x4(ay);
-          __m512i p[8];
-          for (int k = 0; k < 8; ++k) p[k] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u[k], ay2);
-          const int sum = avx2::hsum_i32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), ones, ay));
-          const __m512i isum = _mm512_sub_epi32(avx512::reduce16(p), _mm512_set1_epi32(Traits::kOffset * sum));
-          const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(avx2::h2f(y.d)));
-          acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), d, acc[t]);
-        }
-      }
-      for (int t = 0; t < n_tok; ++t) {
-        _mm512_storeu_ps(out + t * out_stride + r, _mm512_permutexvar_ps(lane_row, acc[t]));
-      }
-    }
+  const uint8_t* ab = static_cast<const uint8_t*>(a);
+  const int rows16 = n_rows / 16 * 16;
+  switch (n_tok) {
+    case 1: gemv16_avx512<Traits, 1>(nb, wb, w_stride, rows16, ab, a_stride, out, out_stride); break;
+    case 2: gemv16_avx512<Traits, 2>(nb, wb, w_stride, rows16, ab, a_stride, out, out_stride); break;
+    default: gemv16_avx512<Traits, 3>(nb, wb, w_stride, rows16, ab, a_stride, out, out_stride); break;
   }
-  if (r < n_rows) {
-    gemv_avx2<Traits>(n, wb + r * w_stride, w_stride, n_rows - r, a, a_stride, n_tok, out + r, out_stride);
+  if (rows16 < n_rows) {
+    gemv_avx2<Traits>(n, wb + rows16 * w_stride, w_stride, n_rows - rows16, a, a_stride, n_tok,
+                      out + rows16, out_stride);
   }
 }
 

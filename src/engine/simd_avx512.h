@@ -29,6 +29,16 @@ HANGAR_TARGET_AVX512 inline __m512i reduce16(const __m512i* p) {
   return _mm512_add_epi32(_mm512_unpacklo_epi64(t0, t1), _mm512_unpackhi_epi64(t0, t1));
 }
 
+// p[g]: 128-bit lane i holds row 4i + g's 4 partial sums. Returns the 16 rows' sums in row
+// order (row l in lane l).
+HANGAR_TARGET_AVX512 inline __m512i reduce4x4(const __m512i* p) {
+  // Within each 128-bit lane: [p0 s0+s2, p1 s0+s2, p0 s1+s3, p1 s1+s3], and the same for p2, p3.
+  const __m512i s01 = _mm512_add_epi32(_mm512_unpacklo_epi32(p[0], p[1]), _mm512_unpackhi_epi32(p[0], p[1]));
+  const __m512i s23 = _mm512_add_epi32(_mm512_unpacklo_epi32(p[2], p[3]), _mm512_unpackhi_epi32(p[2], p[3]));
+  // Rows 4i .. 4i + 3 in lanes 4i .. 4i + 3.
+  return _mm512_add_epi32(_mm512_unpacklo_epi64(s01, s23), _mm512_unpackhi_epi64(s01, s23));
+}
+
 // Row i's 16 int32 partial sums folded to 8 and placed into pairs[i / 2] (the low half for even
 // i), ready for reduce16.
 HANGAR_TARGET_AVX512 inline void fold_into_pair(__m512i sum, int i, __m512i* pairs) {
