@@ -284,14 +284,26 @@ HANGAR_TARGET_AVX2 void gemm_avx2(int64_t n, const void* w, size_t w_stride, int
 //     than a vector gather, and beside the vector work.
 constexpr int kGemvBlocks = 512;  // activation blocks whose sums are kept on the stack at once
 
-// The 16 rows' F16 block scales (the first field of a block) as F32, row i in lane i.
+// The 16 rows' F16 block scales (the first field of a block) as F32, row i in lane i. Word i of
+// the vector is rows 4i .. 4i + 3. kByWord walks the rows word by word, else column by column:
+// the same values; which order leaves the compiler more registers depends on the loads beside
+// it (measured: by word for Q4_0, by column for Q8_0, each about 10 % faster than the other).
+template <bool kByWord>
 HANGAR_TARGET_AVX512 inline __m512 scales16(const uint8_t* blk, size_t w_stride) {
+  auto at = [](const uint8_t* p) -> uint64_t {
+    uint16_t h;
+    std::memcpy(&h, p, sizeof(h));
+    return h;
+  };
   uint64_t words[4] = {0, 0, 0, 0};
-  for (int g = 0; g < 4; ++g) {
-    for (int i = 0; i < 4; ++i) {
-      uint16_t h;
-      std::memcpy(&h, blk + (4 * i + g) * w_stride, sizeof(h));
-      words[i] |= static_cast<uint64_t>(h) << (16 * g);
+  if constexpr (kByWord) {
+    const uint8_t* p = blk;  // row 4i
+    for (int i = 0; i < 4; ++i, p += 4 * w_stride) {
+      words[i] = at(p) | at(p + w_stride) << 16 | at(p + 2 * w_stride) << 32 | at(p + 3 * w_stride) << 48;
+    }
+  } else {
+    for (int g = 0; g < 4; ++g) {
+      for (int i = 0; i < 4; ++i) words[i] |= at(blk + (4 * i + g) * w_stride) << (16 * g);
     }
   }
   return _mm512_cvtph_ps(_mm256_set_epi64x(static_cast<int64_t>(words[3]), static_cast<int64_t>(words[2]),
@@ -390,7 +402,7 @@ HANGAR_TARGET_AVX512 void gemv16_avx512(int64_t nb, const uint8_t* w, size_t w_s
         const uint8_t* blk = w0 + b * sizeof(Block);
         Rows16<Traits> rows;
         rows.load(blk, w_stride);
-        const __m512 dw = scales16(blk, w_stride);
+        const __m512 dw = scales16<Traits::kOffset == 8>(blk, w_stride);
         for (int t = 0; t < NT; ++t) {
           const __m512i isum = _mm512_add_epi32(rows.dots(y[t][b]), _mm512_set1_epi32(off[t][b]));
           const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(da[t][b]));
