@@ -277,8 +277,7 @@ HANGAR_TARGET_AVX512 void gemv_q4_k(int64_t n, const uint8_t* w, size_t w_stride
   }
   int r = 0;
   if (w_stride < (size_t{1} << 26)) {
-    const __m512i scale_at = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                                _mm512_set1_epi32(static_cast<int32_t>(w_stride)));
+    const __m512i scale_at = _mm512_mullo_epi32(avx512::lane_index(), _mm512_set1_epi32(static_cast<int32_t>(w_stride)));
     for (; r + 16 <= n_rows; r += 16) {
       const uint8_t* w0 = w + r * w_stride;
       __m512 acc[kMinTokensForTile - 1];
@@ -319,8 +318,7 @@ HANGAR_TARGET_AVX512 void gemv_q4_k(int64_t n, const uint8_t* w, size_t w_stride
                                             act_lo, act_hi, s16, spread_lo, spread_hi, &mins[i0]);
             const __m512i o = q4_k_row_sums(*reinterpret_cast<const BlockQ4_K*>(blk + i1 * w_stride),
                                             act_lo, act_hi, s16, spread_lo, spread_hi, &mins[i1]);
-            pairs[k] = _mm512_add_epi32(_mm512_shuffle_i32x4(e, o, _MM_SHUFFLE(1, 0, 1, 0)),
-                                        _mm512_shuffle_i32x4(e, o, _MM_SHUFFLE(3, 2, 3, 2)));
+            pairs[k] = avx512::fold_pair(e, o);
           }
           const __m512 da = _mm512_set1_ps(y.d);
           acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(avx512::reduce16(pairs)),

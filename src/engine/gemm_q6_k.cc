@@ -224,6 +224,26 @@ HANGAR_TARGET_AVX512 void gemm_tile_q6_k(int64_t n, const uint8_t* w, size_t w_s
 
 // ---- fewer tokens: straight from the weights ----------------------------------------------
 
+// One row's super-block against one token (act: its 4 vectors of quants, bsums its group
+// sums): 16 lanes whose total is the row's sum of scale x integer dot over the 16 groups.
+HANGAR_TARGET_AVX512 inline __m512i q6_k_row_sums(const BlockQ6_K& x, const __m512i* act, __m256i bsums,
+                                                  const __m512i* spread) {
+  const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x.scales)));
+  const __m512i sc = _mm512_castsi256_si512(sc16);
+  __m512i sum = _mm512_setzero_si512();
+  for (int h = 0; h < 2; ++h) {
+    __m512i u[2];
+    unpack_half_q6_k(x, h, u);
+    for (int m = 0; m < 2; ++m) {
+      const int j = 2 * h + m;
+      sum = _mm512_dpwssd_epi32(sum, _mm512_maddubs_epi16(u[m], act[j]), _mm512_permutexvar_epi16(spread[j], sc));
+    }
+  }
+  // The + 32 each u carried, taken from the low 8 lanes.
+  const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bsums), 5);
+  return _mm512_sub_epi32(sum, _mm512_zextsi256_si512(offset));
+}
+
 HANGAR_TARGET_AVX512 void gemv_q6_k(int64_t n, const uint8_t* w, size_t w_stride, int n_rows,
                                     const uint8_t* a, size_t a_stride, int n_tok, float* out,
                                     size_t out_stride) {
@@ -240,9 +260,8 @@ HANGAR_TARGET_AVX512 void gemv_q6_k(int64_t n, const uint8_t* w, size_t w_stride
   // d sits at the end of the block (offset 208): the gather reads the 32 bits ending there.
   constexpr int kScaleWord = offsetof(BlockQ6_K, d) - 2;
   if (w_stride < (size_t{1} << 26)) {
-    const __m512i lane_row = _mm512_load_si512(avx512::kLaneRow);
     const __m512i scale_at = _mm512_add_epi32(
-        _mm512_mullo_epi32(lane_row, _mm512_set1_epi32(static_cast<int32_t>(w_stride))),
+        _mm512_mullo_epi32(avx512::lane_index(), _mm512_set1_epi32(static_cast<int32_t>(w_stride))),
         _mm512_set1_epi32(kScaleWord));
     for (; r + 16 <= n_rows; r += 16) {
       const uint8_t* w0 = w + r * w_stride;
@@ -262,34 +281,23 @@ HANGAR_TARGET_AVX512 void gemv_q6_k(int64_t n, const uint8_t* w, size_t w_stride
           __m512i act[4];
           for (int j = 0; j < 4; ++j) act[j] = _mm512_loadu_si512(y.qs + 64 * j);
           const __m256i bsums = avx2::load32(y.bsums);
+          // Two rows per pair (each folded to 8 lanes), paired as kLaneRow says so that
+          // reduce16 gives row i in lane i.
           __m512i pairs[8];
-          for (int i = 0; i < 16; ++i) {
-            const BlockQ6_K& x = *reinterpret_cast<const BlockQ6_K*>(blk + i * w_stride);
-            const __m256i sc16 =
-                _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x.scales)));
-            const __m512i sc = _mm512_castsi256_si512(sc16);
-            __m512i sum = _mm512_setzero_si512();
-            for (int h = 0; h < 2; ++h) {
-              __m512i u[2];
-              unpack_half_q6_k(x, h, u);
-              for (int m = 0; m < 2; ++m) {
-                const int j = 2 * h + m;
-                sum = _mm512_dpwssd_epi32(sum, _mm512_maddubs_epi16(u[m], act[j]),
-                                          _mm512_permutexvar_epi16(spread[j], sc));
-              }
-            }
-            // The + 32 each u carried, as 8 lanes to take from the folded sum.
-            const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bsums), 5);
-            avx512::fold_into_pair(_mm512_sub_epi32(sum, _mm512_zextsi256_si512(offset)), i, pairs);
+          for (int k = 0; k < 8; ++k) {
+            auto row = [&](int i) -> const BlockQ6_K& {
+              return *reinterpret_cast<const BlockQ6_K*>(blk + i * w_stride);
+            };
+            const __m512i e = q6_k_row_sums(row(avx512::kLaneRow[2 * k]), act, bsums, spread);
+            const __m512i o = q6_k_row_sums(row(avx512::kLaneRow[2 * k + 1]), act, bsums, spread);
+            pairs[k] = avx512::fold_pair(e, o);
           }
           const __m512 da = _mm512_set1_ps(y.d);
           acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(avx512::reduce16(pairs)),
                                    _mm512_mul_ps(dw, da), acc[t]);
         }
       }
-      for (int t = 0; t < n_tok; ++t) {
-        _mm512_storeu_ps(out + t * out_stride + r, _mm512_permutexvar_ps(lane_row, acc[t]));
-      }
+      for (int t = 0; t < n_tok; ++t) _mm512_storeu_ps(out + t * out_stride + r, acc[t]);
     }
   }
   if (r < n_rows) {

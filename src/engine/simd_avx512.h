@@ -39,13 +39,16 @@ HANGAR_TARGET_AVX512 inline __m512i reduce4x4(const __m512i* p) {
   return _mm512_add_epi32(_mm512_unpacklo_epi64(s01, s23), _mm512_unpackhi_epi64(s01, s23));
 }
 
-// Row i's 16 int32 partial sums folded to 8 and placed into pairs[i / 2] (the low half for even
-// i), ready for reduce16.
-HANGAR_TARGET_AVX512 inline void fold_into_pair(__m512i sum, int i, __m512i* pairs) {
-  const __m256i half =
-      _mm256_add_epi32(_mm512_castsi512_si256(sum), _mm512_extracti64x4_epi64(sum, 1));
-  pairs[i / 2] =
-      i % 2 == 0 ? _mm512_castsi256_si512(half) : _mm512_inserti64x4(pairs[i / 2], half, 1);
+// Rows e and o (16 int32 partial sums each) folded to 8 lanes each: [e's 8, o's 8], the pair
+// reduce16 takes.
+HANGAR_TARGET_AVX512 inline __m512i fold_pair(__m512i e, __m512i o) {
+  return _mm512_add_epi32(_mm512_shuffle_i32x4(e, o, _MM_SHUFFLE(1, 0, 1, 0)),
+                          _mm512_shuffle_i32x4(e, o, _MM_SHUFFLE(3, 2, 3, 2)));
+}
+
+// 0, 1, ..., 15.
+HANGAR_TARGET_AVX512 inline __m512i lane_index() {
+  return _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
 }
 
 // Issues prefetches for the next group of rows (one contiguous stream) up to byte `end`: the 16
