@@ -211,12 +211,112 @@ HANGAR_TARGET_AVX2 inline __m256i dot4_avx2(__m256i acc, __m256i u, __m256i a) {
   }
 }
 
+// Q4_0 with AVX2, 1-3 tokens: 8 rows in 4 vectors, vector g holding rows g and g + 4 in its
+// two 128-bit lanes (a row's 16 packed bytes per lane). The unsigned nibbles go straight into
+// vpmaddubsw against the activation's halves (no sign trick: u <= 15, so an int16 holding 4
+// products cannot saturate), one vpmaddwd makes each row's 4 partial sums, and a 4 x 4
+// transpose-add leaves the 8 rows' block sums in row order. Activation sums and scales once per
+// call, scales put together in general registers; the same arithmetic as the reference.
+constexpr int kGemvBlocksAvx2 = 512;
+
+template <int NT>
+HANGAR_TARGET_AVX2 void gemv8_q4_0_avx2(int64_t nb, const uint8_t* w, size_t w_stride, int n_rows,
+                                        const uint8_t* a, size_t a_stride, float* out,
+                                        size_t out_stride) {
+  const __m256i low = _mm256_set1_epi8(0x0f);
+  const __m256i ones16 = _mm256_set1_epi16(1);
+  const size_t group_step = 8 * w_stride / nb;  // bytes of the next 8 rows per block
+  int32_t off[NT][kGemvBlocksAvx2];              // -8 * sum(a)
+  float da[NT][kGemvBlocksAvx2];
+  const char* first = reinterpret_cast<const char*>(w);
+  for (const char* p = first; p < first + 8 * w_stride; p += 64) _mm_prefetch(p, _MM_HINT_T0);
+  auto at = [](const uint8_t* p) -> uint64_t {
+    uint16_t h;
+    std::memcpy(&h, p, sizeof(h));
+    return h;
+  };
+  for (int64_t b0 = 0; b0 < nb; b0 += kGemvBlocksAvx2) {
+    const int nbc = static_cast<int>(std::min<int64_t>(kGemvBlocksAvx2, nb - b0));
+    const BlockQ8_0* y[NT];
+    for (int t = 0; t < NT; ++t) {
+      y[t] = reinterpret_cast<const BlockQ8_0*>(a + t * a_stride) + b0;
+      for (int b = 0; b < nbc; ++b) {
+        off[t][b] = -8 * act_sum(y[t][b]);
+        da[t][b] = avx2::h2f(y[t][b].d);
+      }
+    }
+    for (int r = 0; r < n_rows; r += 8) {
+      const uint8_t* w0 = w + r * w_stride + b0 * sizeof(BlockQ4_0);
+      __m256 acc[NT];
+      for (int t = 0; t < NT; ++t) {
+        acc[t] = b0 == 0 ? _mm256_setzero_ps() : _mm256_loadu_ps(out + t * out_stride + r);
+      }
+      // The next 8 rows (contiguous) prefetched as one stream, in step with this block.
+      const bool prefetch = r + 16 <= n_rows;
+      const char* next = reinterpret_cast<const char*>(w + (r + 8) * w_stride);
+      const char* pf = next + b0 * group_step;
+      for (int b = 0; b < nbc; ++b) {
+        if (prefetch) {
+          for (const char* end = next + (b0 + b + 1) * group_step; pf < end; pf += 64) _mm_prefetch(pf, _MM_HINT_T0);
+        }
+        const uint8_t* blk = w0 + b * sizeof(BlockQ4_0);
+        __m256i lo[4], hi[4];
+        for (int g = 0; g < 4; ++g) {
+          const uint8_t* q = blk + g * w_stride + offsetof(BlockQ4_0, qs);
+          const __m256i v = _mm256_inserti128_si256(
+              _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q))),
+              _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 4 * w_stride)), 1);
+          lo[g] = _mm256_and_si256(v, low);
+          hi[g] = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
+        }
+        const uint64_t d0 = at(blk) | at(blk + w_stride) << 16 | at(blk + 2 * w_stride) << 32 | at(blk + 3 * w_stride) << 48;
+        const uint8_t* blk4 = blk + 4 * w_stride;
+        const uint64_t d1 = at(blk4) | at(blk4 + w_stride) << 16 | at(blk4 + 2 * w_stride) << 32 | at(blk4 + 3 * w_stride) << 48;
+        const __m256 dw = _mm256_cvtph_ps(_mm_set_epi64x(static_cast<int64_t>(d1), static_cast<int64_t>(d0)));
+        for (int t = 0; t < NT; ++t) {
+          const __m256i alo = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(y[t][b].qs)));
+          const __m256i ahi = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(y[t][b].qs + 16)));
+          __m256i p[4];
+          for (int g = 0; g < 4; ++g) {
+            const __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(lo[g], alo), _mm256_maddubs_epi16(hi[g], ahi));
+            p[g] = _mm256_madd_epi16(pairs, ones16);
+          }
+          // 128-bit lane i of p[g] holds row 4i + g's 4 partial sums.
+          const __m256i s01 = _mm256_add_epi32(_mm256_unpacklo_epi32(p[0], p[1]), _mm256_unpackhi_epi32(p[0], p[1]));
+          const __m256i s23 = _mm256_add_epi32(_mm256_unpacklo_epi32(p[2], p[3]), _mm256_unpackhi_epi32(p[2], p[3]));
+          const __m256i sums = _mm256_add_epi32(_mm256_unpacklo_epi64(s01, s23), _mm256_unpackhi_epi64(s01, s23));
+          const __m256i isum = _mm256_add_epi32(sums, _mm256_set1_epi32(off[t][b]));
+          const __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(da[t][b]));
+          acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), d, acc[t]);
+        }
+      }
+      for (int t = 0; t < NT; ++t) _mm256_storeu_ps(out + t * out_stride + r, acc[t]);
+    }
+  }
+}
+
 template <typename Traits>
 HANGAR_TARGET_AVX2 void gemm_avx2(int64_t n, const void* w, size_t w_stride, int n_rows,
                                   const void* a, size_t a_stride, int n_tok, float* out,
                                   size_t out_stride) {
   if (n_tok < kMinTokensForTile) {
-    gemv_avx2<Traits>(n, w, w_stride, n_rows, a, a_stride, n_tok, out, out_stride);
+    int rows8 = 0;
+    if constexpr (Traits::kOffset == 8) {
+      rows8 = n_rows / 8 * 8;
+      const int64_t nb = n / kQK;
+      const uint8_t* wb = static_cast<const uint8_t*>(w);
+      const uint8_t* ab = static_cast<const uint8_t*>(a);
+      switch (rows8 > 0 ? n_tok : 0) {
+        case 0: break;
+        case 1: gemv8_q4_0_avx2<1>(nb, wb, w_stride, rows8, ab, a_stride, out, out_stride); break;
+        case 2: gemv8_q4_0_avx2<2>(nb, wb, w_stride, rows8, ab, a_stride, out, out_stride); break;
+        default: gemv8_q4_0_avx2<3>(nb, wb, w_stride, rows8, ab, a_stride, out, out_stride); break;
+      }
+    }
+    if (rows8 < n_rows) {
+      gemv_avx2<Traits>(n, static_cast<const uint8_t*>(w) + rows8 * w_stride, w_stride, n_rows - rows8, a,
+                        a_stride, n_tok, out + rows8, out_stride);
+    }
     return;
   }
   const int64_t nb = n / kQK;
