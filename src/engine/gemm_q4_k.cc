@@ -409,27 +409,35 @@ HANGAR_TARGET_AVX2 void gemm_tile_q4_k_avx2(int64_t n, const uint8_t* w, size_t 
 }
 
 // One row and one token at a time, the elements in the lanes: per super-block the exact
-// integers, then the same two fused multiply-adds as every path.
+// integers, then the same two fused multiply-adds as every path. A group's scale is spread
+// over the lanes by one byte shuffle; the mins meet the group sums in one vpmaddwd.
 HANGAR_TARGET_AVX2 float row_q4_k_avx2(int64_t nb, const BlockQ4_K* x, const BlockQ8_K* y) {
   const __m256i nibble = _mm256_set1_epi8(0x0f);
+  const __m256i ones16 = _mm256_set1_epi16(1);
+  __m256i spread[8];  // word g of a 128-bit lane in every word
+  for (int g = 0; g < 8; ++g) spread[g] = _mm256_set1_epi16(static_cast<int16_t>((2 * g) | ((2 * g + 1) << 8)));
   __m128 acc = _mm_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     uint32_t words[4];
     unpack_scales_mins_words(x[b].scales, words);
-    uint8_t sm[16];
-    std::memcpy(sm, words, 16);
+    const __m128i sm = _mm_loadu_si128(reinterpret_cast<const __m128i*>(words));
+    const __m256i sc = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm));  // the 8 scales, both lanes
     __m256i v = _mm256_setzero_si256();
     for (int i = 0; i < 4; ++i) {
       const __m256i q = avx2::load32(x[b].qs + 32 * i);
       const __m256i lo = _mm256_and_si256(q, nibble);
       const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), nibble);
-      v = _mm256_add_epi32(
-          v, avx2::dot_u8_i8_scaled(lo, avx2::load32(y[b].qs + 64 * i), sm[2 * i], sm[2 * i]));
-      v = _mm256_add_epi32(v, avx2::dot_u8_i8_scaled(hi, avx2::load32(y[b].qs + 64 * i + 32),
-                                                     sm[2 * i + 1], sm[2 * i + 1]));
+      const __m256i plo = _mm256_maddubs_epi16(lo, avx2::load32(y[b].qs + 64 * i));
+      const __m256i phi = _mm256_maddubs_epi16(hi, avx2::load32(y[b].qs + 64 * i + 32));
+      v = _mm256_add_epi32(v, _mm256_madd_epi16(plo, _mm256_shuffle_epi8(sc, spread[2 * i])));
+      v = _mm256_add_epi32(v, _mm256_madd_epi16(phi, _mm256_shuffle_epi8(sc, spread[2 * i + 1])));
     }
-    int mins = 0;
-    for (int g = 0; g < 8; ++g) mins += sm[8 + g] * group_sum(y[b], g);
+    // The 8 group sums (pairs of the 16 bsums) as int16, times the 8 mins.
+    const __m256i gs32 = _mm256_madd_epi16(avx2::load32(y[b].bsums), ones16);
+    const __m128i gs16 = _mm_packs_epi32(_mm256_castsi256_si128(gs32), _mm256_extracti128_si256(gs32, 1));
+    const __m128i m = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_srli_si128(sm, 8)), gs16);
+    const __m128i m2 = _mm_add_epi32(m, _mm_shuffle_epi32(m, 0x4e));
+    const int mins = _mm_cvtsi128_si32(_mm_add_epi32(m2, _mm_shuffle_epi32(m2, 0xb1)));
     const __m128 d = _mm_set_ss(avx2::h2f(x[b].d) * y[b].d);
     const __m128 dmin = _mm_set_ss(avx2::h2f(x[b].dmin) * y[b].d);
     acc = _mm_fmadd_ss(_mm_set_ss(static_cast<float>(avx2::hsum_i32(v))), d, acc);
