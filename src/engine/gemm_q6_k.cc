@@ -378,23 +378,30 @@ HANGAR_TARGET_AVX2 void gemm_tile_q6_k_avx2(int64_t n, const uint8_t* w, size_t 
 // One row and one token at a time, the elements in the lanes: per super-block the exact integer,
 // then the same fused multiply-add as every path.
 HANGAR_TARGET_AVX2 float row_q6_k_avx2(int64_t nb, const BlockQ6_K* x, const BlockQ8_K* y) {
+  // spread[k]: word 2k of a 128-bit lane in every word of the low lane, word 2k + 1 in the high.
+  __m256i spread[4];
+  for (int k = 0; k < 4; ++k) {
+    spread[k] = _mm256_set_m128i(_mm_set1_epi16(static_cast<int16_t>((4 * k + 2) | ((4 * k + 3) << 8))),
+                                 _mm_set1_epi16(static_cast<int16_t>((4 * k) | ((4 * k + 1) << 8))));
+  }
   __m128 acc = _mm_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
-    const int8_t* sc = x[b].scales;
-    __m256i v = _mm256_setzero_si256();
+    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[b].scales)));
+    // The + 32 each u carried: 32 x the scales dotted with the 16 group sums, taken up front.
+    __m256i v = _mm256_sub_epi32(_mm256_setzero_si256(),
+                                 _mm256_slli_epi32(_mm256_madd_epi16(sc16, avx2::load32(y[b].bsums)), 5));
     for (int h = 0; h < 2; ++h) {
+      // Groups 8h .. 8h + 7 in both lanes.
+      const __m256i sc = h == 0 ? _mm256_permute2x128_si256(sc16, sc16, 0x00) : _mm256_permute2x128_si256(sc16, sc16, 0x11);
       __m256i u[4];
       unpack_half_q6_k_avx2(x[b], h, u);
       for (int k = 0; k < 4; ++k) {
-        const int g = 8 * h + 2 * k;
-        v = _mm256_add_epi32(
-            v, avx2::dot_u8_i8_scaled(u[k], avx2::load32(y[b].qs + 128 * h + 32 * k), sc[g],
-                                      sc[g + 1]));
+        // Elements 128h + 32k ..: groups 8h + 2k (low 16) and 8h + 2k + 1 (high 16).
+        const __m256i pairs = _mm256_maddubs_epi16(u[k], avx2::load32(y[b].qs + 128 * h + 32 * k));
+        v = _mm256_add_epi32(v, _mm256_madd_epi16(pairs, _mm256_shuffle_epi8(sc, spread[k])));
       }
     }
-    int offset = 0;  // the + 32 each u carried
-    for (int g = 0; g < 16; ++g) offset += sc[g] * y[b].bsums[g];
-    const int isum = avx2::hsum_i32(v) - 32 * offset;
+    const int isum = avx2::hsum_i32(v);
     acc = _mm_fmadd_ss(_mm_set_ss(static_cast<float>(isum)), _mm_set_ss(avx2::h2f(x[b].d) * y[b].d),
                        acc);
   }
