@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "engine/fp16.h"
 #include "engine/simd_avx2.h"
@@ -47,12 +48,76 @@ void rope_apply(float* x, int n_rot, const float* cs, RopeMode mode) {
   }
 }
 
-void swiglu(const float* g, const float* u, float* y, int64_t n) {
+namespace {
+
+// exp(x) for SiLU: x = n ln2 + r with |r| <= ln2 / 2 (ln2 in two parts), e^r by a degree-7
+// polynomial (Cephes' expf coefficients), times 2^n put into the exponent bits. Every step is
+// one IEEE operation or a fused multiply-add, so the scalar and SIMD versions give the same
+// bits (a result never depends on the instruction set or on where a row's tail starts).
+// Relative error about 1e-7. Below -87 it is 0, above 88 infinity (SiLU is then -0 or x).
+constexpr float kExpMin = -87.0f, kExpMax = 88.0f;
+constexpr float kLog2e = 1.44269504088896341f;
+constexpr float kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
+constexpr float kExpP[6] = {1.9875691500e-4f, 1.3981999507e-3f, 8.3334519073e-3f,
+                            4.1665795894e-2f, 1.6666665459e-1f, 5.0000001201e-1f};
+
+float exp_silu(float x) {
+  if (std::isnan(x)) return x;
+  if (x > kExpMax) return INFINITY;
+  if (x < kExpMin) return 0.0f;
+  const float n = std::nearbyint(x * kLog2e);
+  float r = std::fma(-n, kLn2Hi, x);
+  r = std::fma(-n, kLn2Lo, r);
+  float p = kExpP[0];
+  for (int i = 1; i < 6; ++i) p = std::fma(p, r, kExpP[i]);
+  const float e = std::fma(p, r * r, r) + 1.0f;
+  const uint32_t bits = static_cast<uint32_t>(static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof(scale));
+  return e * scale;
+}
+
+void swiglu_ref(const float* g, const float* u, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     const float x = g[i];
-    y[i] = x / (1.0f + std::exp(-x)) * u[i];
+    y[i] = x / (1.0f + exp_silu(-x)) * u[i];
   }
 }
+
+#ifdef HANGAR_AVX2
+HANGAR_TARGET_AVX2 __m256 exp_silu_avx2(__m256 x) {
+  const __m256 xc = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(kExpMin)), _mm256_set1_ps(kExpMax));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Hi), xc);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Lo), r);
+  __m256 p = _mm256_set1_ps(kExpP[0]);
+  for (int i = 1; i < 6; ++i) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kExpP[i]));
+  const __m256 e = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
+  const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  __m256 out = _mm256_mul_ps(e, _mm256_castsi256_ps(bits));
+  out = _mm256_blendv_ps(out, _mm256_set1_ps(INFINITY), _mm256_cmp_ps(x, _mm256_set1_ps(kExpMax), _CMP_GT_OQ));
+  out = _mm256_blendv_ps(out, _mm256_setzero_ps(), _mm256_cmp_ps(x, _mm256_set1_ps(kExpMin), _CMP_LT_OQ));
+  return _mm256_blendv_ps(out, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));  // NaN stays NaN
+}
+
+HANGAR_TARGET_AVX2 void swiglu_avx2(const float* g, const float* u, float* y, int64_t n) {
+  int64_t i = 0;
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  for (; i + 8 <= n; i += 8) {
+    const __m256 x = _mm256_loadu_ps(g + i);
+    const __m256 e = exp_silu_avx2(_mm256_xor_ps(x, sign));
+    const __m256 silu = _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+    _mm256_storeu_ps(y + i, _mm256_mul_ps(silu, _mm256_loadu_ps(u + i)));
+  }
+  swiglu_ref(g + i, u + i, y + i, n - i);
+}
+#endif
+
+void (*const swiglu_fn)(const float*, const float*, float*, int64_t) = HANGAR_PICK_AVX2(swiglu_avx2, swiglu_ref);
+
+}  // namespace
+
+void swiglu(const float* g, const float* u, float* y, int64_t n) { swiglu_fn(g, u, y, n); }
 
 void softmax(float* x, int64_t n) {
   if (n <= 0) return;
