@@ -239,20 +239,16 @@ HANGAR_TARGET_AVX512 inline __m512i spread_words(int w0, int w1) {
 }
 
 // One row's super-block against one token: 16 lanes of scaled partial sums (their total is the
-// row's sum of scale x integer dot over the 8 groups), and *min the dot of its mins with the
-// token's group sums.
+// row's sum of scale x integer dot over the 8 groups); *mins gets the row's 8 mins (bytes).
 HANGAR_TARGET_AVX512 inline __m512i q4_k_row_sums(const BlockQ4_K& x, const __m512i* act_lo,
-                                                  const __m512i* act_hi, __m128i s16,
-                                                  const __m512i* spread_lo, const __m512i* spread_hi,
-                                                  int32_t* min) {
+                                                  const __m512i* act_hi, const __m512i* spread_lo,
+                                                  const __m512i* spread_hi, uint64_t* mins) {
   const __m512i nibble = _mm512_set1_epi8(0x0f);
   uint32_t words[4];
   unpack_scales_mins_words(x.scales, words);
+  *mins = words[2] | static_cast<uint64_t>(words[3]) << 32;
   const __m128i sm = _mm_loadu_si128(reinterpret_cast<const __m128i*>(words));
   const __m512i sc = _mm512_broadcast_i32x4(_mm_cvtepu8_epi16(sm));
-  const __m128i m = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_srli_si128(sm, 8)), s16);
-  const __m128i m2 = _mm_add_epi32(m, _mm_shuffle_epi32(m, 0x4e));
-  *min = _mm_cvtsi128_si32(_mm_add_epi32(m2, _mm_shuffle_epi32(m2, 0xb1)));
   __m512i sum = _mm512_setzero_si512();
   for (int h = 0; h < 2; ++h) {
     const __m512i q = _mm512_loadu_si512(x.qs + 64 * h);
@@ -262,6 +258,19 @@ HANGAR_TARGET_AVX512 inline __m512i q4_k_row_sums(const BlockQ4_K& x, const __m5
     sum = _mm512_dpwssd_epi32(sum, _mm512_maddubs_epi16(hi, act_hi[h]), _mm512_shuffle_epi8(sc, spread_hi[h]));
   }
   return sum;
+}
+
+// The 16 rows' mins (8 bytes each, mins[i] row i) dotted with the 8 group sums s16: 4 rows per
+// vector (one vpmaddwd), then reduce4x4. Row i in lane i.
+HANGAR_TARGET_AVX512 inline __m512i q4_k_mins16(const uint64_t* mins, __m128i s16) {
+  const __m512i s = _mm512_broadcast_i32x4(s16);
+  __m512i p[4];
+  for (int g = 0; g < 4; ++g) {  // rows g, g + 4, g + 8, g + 12
+    const __m256i m8 = _mm256_set_epi64x(static_cast<int64_t>(mins[g + 12]), static_cast<int64_t>(mins[g + 8]),
+                                         static_cast<int64_t>(mins[g + 4]), static_cast<int64_t>(mins[g]));
+    p[g] = _mm512_madd_epi16(_mm512_cvtepu8_epi16(m8), s);
+  }
+  return avx512::reduce4x4(p);
 }
 
 HANGAR_TARGET_AVX512 void gemv_q4_k(int64_t n, const uint8_t* w, size_t w_stride, int n_rows,
@@ -308,22 +317,22 @@ HANGAR_TARGET_AVX512 void gemv_q4_k(int64_t n, const uint8_t* w, size_t w_stride
           const __m256i s32 = _mm256_madd_epi16(avx2::load32(y.bsums), _mm256_set1_epi16(1));
           const __m128i s16 =
               _mm_packs_epi32(_mm256_castsi256_si128(s32), _mm256_extracti128_si256(s32, 1));
-          alignas(64) int32_t mins[16];
+          uint64_t mins[16];
           // Two rows per pair (each folded to 8 lanes), paired as kLaneRow says so that
           // reduce16 gives row i in lane i.
           __m512i pairs[8];
           for (int k = 0; k < 8; ++k) {
             const int i0 = avx512::kLaneRow[2 * k], i1 = avx512::kLaneRow[2 * k + 1];
             const __m512i e = q4_k_row_sums(*reinterpret_cast<const BlockQ4_K*>(blk + i0 * w_stride),
-                                            act_lo, act_hi, s16, spread_lo, spread_hi, &mins[i0]);
+                                            act_lo, act_hi, spread_lo, spread_hi, &mins[i0]);
             const __m512i o = q4_k_row_sums(*reinterpret_cast<const BlockQ4_K*>(blk + i1 * w_stride),
-                                            act_lo, act_hi, s16, spread_lo, spread_hi, &mins[i1]);
+                                            act_lo, act_hi, spread_lo, spread_hi, &mins[i1]);
             pairs[k] = avx512::fold_pair(e, o);
           }
           const __m512 da = _mm512_set1_ps(y.d);
           acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(avx512::reduce16(pairs)),
                                    _mm512_mul_ps(dw, da), acc[t]);
-          acc[t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(mins)),
+          acc[t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(q4_k_mins16(mins, s16)),
                                     _mm512_mul_ps(dminw, da), acc[t]);
         }
       }

@@ -16,8 +16,9 @@
 //   - AVX-512/VNNI: 32 rows (two 16-lane vectors) per tile, vpdpbusd, 4 tokens per pass so each
 //     weight vector loaded serves 4 tokens.
 //   - AVX2: 16 rows (two 8-lane vectors), vpmaddubsw + vpmaddwd, one token per pass.
-// For 1-3 tokens (generation, small continuous batches) there is no tile: AVX-512 reads 16 rows
-// straight from the weights (gemv_avx512), AVX2 4 rows (gemv_avx2).
+// For 1-3 tokens (generation, small continuous batches) there is no tile: AVX-512 reads 8 rows
+// straight from the weights (gemv8_avx512), AVX2 8 rows for Q4_0 (gemv8_q4_0_avx2) and 4 rows
+// otherwise (gemv_avx2).
 // GCC 12 reports its own AVX-512 intrinsics' deliberately undefined operands (the
 // _mm512_undefined_* they start from) as maybe-uninitialized once inlined (GCC bug 105593).
 #if defined(__GNUC__) && !defined(__clang__)
@@ -369,111 +370,95 @@ HANGAR_TARGET_AVX2 void gemm_avx2(int64_t n, const void* w, size_t w_stride, int
   }
 }
 
-// Few tokens with AVX-512: 16 rows at a time straight from the weights (no tile); each block's
-// exact integer sums of the 16 rows end in one vector, row i in lane i, and the rest is the tile
+// Few tokens with AVX-512: 8 rows at a time straight from the weights (no tile); each block's
+// exact integer sums of the 8 rows end in one vector, row i in lane i, and the rest is the tile
 // path's arithmetic (so the bits are the same). A block's activation sum and scale are computed
-// once per call, not once per 16 rows.
-//   - Q4_0: vector g holds rows g, g + 4, g + 8 and g + 12 in its four 128-bit lanes (a row's 16
+// once per call, not once per group of rows.
+//   - Q4_0: vector g holds rows g, g + 2, g + 4 and g + 6 in its four 128-bit lanes (a row's 16
 //     packed bytes per lane). One AND gives elements 0..15 and one shift + AND elements 16..31
 //     of the 4 rows; two vpdpbusd against the activation's two halves (each repeated in every
-//     lane) leave each row's 4 partial sums in its lane; reduce4x4 adds them up.
-//   - Q8_0: vector k holds two rows' unsigned quants u (256 bits each) and one vpdpbusd against
-//     the activation block repeated twice gives both rows' 8 partial sums; reduce16 adds them
-//     up. Rows are paired as kLaneRow says, so its lane order comes out as row order.
+//     lane) leave each row's 4 partial sums in its lane; reduce2x4 adds them up.
+//   - Q8_0: vector k holds rows 2k and 2k + 1's unsigned quants u (256 bits each), and one
+//     vpdpbusd against the activation block repeated twice gives both rows' 8 partial sums;
+//     reduce8 adds them up.
 //   - The F16 scales are put together four rows per 64-bit word in general registers: cheaper
 //     than a vector gather, and beside the vector work.
+//   - 8 rows, not 16: the rows of a group are read as interleaved streams, and 16 of them
+//     measured 10-25 % slower than 8 (Q8_0, 2 threads, weights from memory), which no software
+//     prefetch recovered.
 constexpr int kGemvBlocks = 512;  // activation blocks whose sums are kept on the stack at once
 
-// The 16 rows' F16 block scales (the first field of a block) as F32, row i in lane i. Word i of
-// the vector is rows 4i .. 4i + 3. kByWord walks the rows word by word, else column by column:
-// the same values; which order leaves the compiler more registers depends on the loads beside
-// it (measured: by word for Q4_0, by column for Q8_0, each about 10 % faster than the other).
-template <bool kByWord>
-HANGAR_TARGET_AVX512 inline __m512 scales16(const uint8_t* blk, size_t w_stride) {
-  auto at = [](const uint8_t* p) -> uint64_t {
-    uint16_t h;
-    std::memcpy(&h, p, sizeof(h));
-    return h;
-  };
-  uint64_t words[4] = {0, 0, 0, 0};
-  if constexpr (kByWord) {
-    const uint8_t* p = blk;  // row 4i
-    for (int i = 0; i < 4; ++i, p += 4 * w_stride) {
-      words[i] = at(p) | at(p + w_stride) << 16 | at(p + 2 * w_stride) << 32 | at(p + 3 * w_stride) << 48;
-    }
-  } else {
-    for (int g = 0; g < 4; ++g) {
-      for (int i = 0; i < 4; ++i) words[i] |= at(blk + (4 * i + g) * w_stride) << (16 * g);
-    }
-  }
-  return _mm512_cvtph_ps(_mm256_set_epi64x(static_cast<int64_t>(words[3]), static_cast<int64_t>(words[2]),
-                                           static_cast<int64_t>(words[1]), static_cast<int64_t>(words[0])));
-}
-
-// The weights of one block of 16 rows, ready for dots (see above).
 template <typename Traits>
-struct Rows16;
+struct Rows8;
 
 template <>
-struct Rows16<Q4_0Traits> {
-  __m512i lo[4], hi[4];
+struct Rows8<Q4_0Traits> {
+  __m512i lo[2], hi[2];  // vector g: rows g, g + 2, g + 4, g + 6 in its 128-bit lanes
   HANGAR_TARGET_AVX512 void load(const uint8_t* blk, size_t w_stride) {
     const __m512i low = _mm512_set1_epi8(0x0f);
-    for (int g = 0; g < 4; ++g) {
+    for (int g = 0; g < 2; ++g) {
       const uint8_t* q = blk + g * w_stride + offsetof(BlockQ4_0, qs);
       __m512i v = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)));
       for (int i = 1; i < 4; ++i) {
-        v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 4 * i * w_stride)), i);
+        v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 2 * i * w_stride)), i);
       }
       lo[g] = _mm512_and_si512(v, low);
       hi[g] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
     }
   }
-  // The 16 rows' dot(u, a), row i in lane i.
-  HANGAR_TARGET_AVX512 __m512i dots(const BlockQ8_0& y) const {
+  HANGAR_TARGET_AVX512 __m256i dots(const BlockQ8_0& y) const {
     const __m512i alo = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(y.qs)));
     const __m512i ahi = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(y.qs + 16)));
-    __m512i p[4];
-    for (int g = 0; g < 4; ++g) {
+    __m512i p[2];
+    for (int g = 0; g < 2; ++g) {
       p[g] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo[g], alo), hi[g], ahi);
     }
-    return avx512::reduce4x4(p);
+    return avx512::reduce2x4(p);
   }
 };
 
 template <>
-struct Rows16<Q8_0Traits> {
-  __m512i u[8];
+struct Rows8<Q8_0Traits> {
+  __m512i u[4];  // vector k: rows 2k (low 256 bits) and 2k + 1
   HANGAR_TARGET_AVX512 void load(const uint8_t* blk, size_t w_stride) {
     const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
-    for (int k = 0; k < 8; ++k) {
-      const uint8_t* q0 = blk + avx512::kLaneRow[2 * k] * w_stride + offsetof(BlockQ8_0, qs);
-      const uint8_t* q1 = blk + avx512::kLaneRow[2 * k + 1] * w_stride + offsetof(BlockQ8_0, qs);
-      u[k] = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(avx2::load32(q0)), avx2::load32(q1), 1), flip);
+    for (int k = 0; k < 4; ++k) {
+      const uint8_t* q0 = blk + 2 * k * w_stride + offsetof(BlockQ8_0, qs);
+      u[k] = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(avx2::load32(q0)), avx2::load32(q0 + w_stride), 1), flip);
     }
   }
-  HANGAR_TARGET_AVX512 __m512i dots(const BlockQ8_0& y) const {
+  HANGAR_TARGET_AVX512 __m256i dots(const BlockQ8_0& y) const {
     const __m512i ay2 = _mm512_broadcast_i64x4(avx2::load32(y.qs));
-    __m512i p[8];
-    for (int k = 0; k < 8; ++k) p[k] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u[k], ay2);
-    return avx512::reduce16(p);
+    __m512i p[4];
+    for (int k = 0; k < 4; ++k) p[k] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u[k], ay2);
+    return avx512::reduce8(p);
   }
 };
 
-// Rows [0, n_rows), n_rows a multiple of 16, against NT tokens.
+// The 8 rows' F16 block scales as F32, row i in lane i.
+HANGAR_TARGET_AVX512 inline __m256 scales8(const uint8_t* blk, size_t w_stride) {
+  auto at = [](const uint8_t* p) -> uint64_t {
+    uint16_t h;
+    std::memcpy(&h, p, sizeof(h));
+    return h;
+  };
+  const uint8_t* b4 = blk + 4 * w_stride;
+  const uint64_t w0 = at(blk) | at(blk + w_stride) << 16 | at(blk + 2 * w_stride) << 32 | at(blk + 3 * w_stride) << 48;
+  const uint64_t w1 = at(b4) | at(b4 + w_stride) << 16 | at(b4 + 2 * w_stride) << 32 | at(b4 + 3 * w_stride) << 48;
+  return _mm256_cvtph_ps(_mm_set_epi64x(static_cast<int64_t>(w1), static_cast<int64_t>(w0)));
+}
+
 template <typename Traits, int NT>
-HANGAR_TARGET_AVX512 void gemv16_avx512(int64_t nb, const uint8_t* w, size_t w_stride, int n_rows,
-                                        const uint8_t* a, size_t a_stride, float* out,
-                                        size_t out_stride) {
+HANGAR_TARGET_AVX512 void gemv8_avx512(int64_t nb, const uint8_t* w, size_t w_stride, int n_rows,
+                                       const uint8_t* a, size_t a_stride, float* out,
+                                       size_t out_stride) {
   using Block = typename Traits::Block;
   const __m256i ones = _mm256_set1_epi8(1);
-  const size_t group_step = 16 * w_stride / nb;  // bytes of the next 16 rows per block
-  int32_t off[NT][kGemvBlocks];                   // -offset * sum(a)
+  const size_t group_step = 8 * w_stride / nb;  // bytes of the next 8 rows per block
+  int32_t off[NT][kGemvBlocks];                  // -offset * sum(a)
   float da[NT][kGemvBlocks];
-  // The first 16 rows, before they are read as 16 streams (later groups are prefetched while
-  // the group before them is computed).
   const char* first = reinterpret_cast<const char*>(w);
-  avx512::prefetch_until(first, first + 16 * w_stride);
+  avx512::prefetch_until(first, first + 8 * w_stride);
   for (int64_t b0 = 0; b0 < nb; b0 += kGemvBlocks) {
     const int nbc = static_cast<int>(std::min<int64_t>(kGemvBlocks, nb - b0));
     const BlockQ8_0* y[NT];
@@ -485,31 +470,28 @@ HANGAR_TARGET_AVX512 void gemv16_avx512(int64_t nb, const uint8_t* w, size_t w_s
         da[t][b] = avx2::h2f(y[t][b].d);
       }
     }
-    for (int r = 0; r < n_rows; r += 16) {
+    for (int r = 0; r < n_rows; r += 8) {
       const uint8_t* w0 = w + r * w_stride + b0 * sizeof(Block);
-      __m512 acc[NT];
+      __m256 acc[NT];
       for (int t = 0; t < NT; ++t) {
-        acc[t] = b0 == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(out + t * out_stride + r);
+        acc[t] = b0 == 0 ? _mm256_setzero_ps() : _mm256_loadu_ps(out + t * out_stride + r);
       }
-      // The 16 rows are read as 16 interleaved streams, which the hardware prefetcher follows
-      // poorly; the next 16 rows (contiguous in memory) are prefetched as one stream meanwhile,
-      // in step with this block.
-      const bool prefetch = r + 32 <= n_rows;
-      const char* next = reinterpret_cast<const char*>(w + (r + 16) * w_stride);
+      const bool prefetch = r + 16 <= n_rows;
+      const char* next = reinterpret_cast<const char*>(w + (r + 8) * w_stride);
       const char* pf = next + b0 * group_step;
       for (int b = 0; b < nbc; ++b) {
         if (prefetch) avx512::prefetch_until(pf, next + (b0 + b + 1) * group_step);
         const uint8_t* blk = w0 + b * sizeof(Block);
-        Rows16<Traits> rows;
+        Rows8<Traits> rows;
         rows.load(blk, w_stride);
-        const __m512 dw = scales16<Traits::kOffset == 8>(blk, w_stride);
+        const __m256 dw = scales8(blk, w_stride);
         for (int t = 0; t < NT; ++t) {
-          const __m512i isum = _mm512_add_epi32(rows.dots(y[t][b]), _mm512_set1_epi32(off[t][b]));
-          const __m512 d = _mm512_mul_ps(dw, _mm512_set1_ps(da[t][b]));
-          acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), d, acc[t]);
+          const __m256i isum = _mm256_add_epi32(rows.dots(y[t][b]), _mm256_set1_epi32(off[t][b]));
+          const __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(da[t][b]));
+          acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), d, acc[t]);
         }
       }
-      for (int t = 0; t < NT; ++t) _mm512_storeu_ps(out + t * out_stride + r, acc[t]);
+      for (int t = 0; t < NT; ++t) _mm256_storeu_ps(out + t * out_stride + r, acc[t]);
     }
   }
 }
@@ -521,15 +503,15 @@ HANGAR_TARGET_AVX512 void gemv_avx512(int64_t n, const void* w, size_t w_stride,
   const int64_t nb = n / kQK;
   const uint8_t* wb = static_cast<const uint8_t*>(w);
   const uint8_t* ab = static_cast<const uint8_t*>(a);
-  const int rows16 = n_rows / 16 * 16;
+  const int rows8 = n_rows / 8 * 8;
   switch (n_tok) {
-    case 1: gemv16_avx512<Traits, 1>(nb, wb, w_stride, rows16, ab, a_stride, out, out_stride); break;
-    case 2: gemv16_avx512<Traits, 2>(nb, wb, w_stride, rows16, ab, a_stride, out, out_stride); break;
-    default: gemv16_avx512<Traits, 3>(nb, wb, w_stride, rows16, ab, a_stride, out, out_stride); break;
+    case 1: gemv8_avx512<Traits, 1>(nb, wb, w_stride, rows8, ab, a_stride, out, out_stride); break;
+    case 2: gemv8_avx512<Traits, 2>(nb, wb, w_stride, rows8, ab, a_stride, out, out_stride); break;
+    default: gemv8_avx512<Traits, 3>(nb, wb, w_stride, rows8, ab, a_stride, out, out_stride); break;
   }
-  if (rows16 < n_rows) {
-    gemv_avx2<Traits>(n, wb + rows16 * w_stride, w_stride, n_rows - rows16, a, a_stride, n_tok,
-                      out + rows16, out_stride);
+  if (rows8 < n_rows) {
+    gemv_avx2<Traits>(n, wb + rows8 * w_stride, w_stride, n_rows - rows8, a, a_stride, n_tok, out + rows8,
+                      out_stride);
   }
 }
 

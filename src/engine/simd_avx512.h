@@ -39,6 +39,31 @@ HANGAR_TARGET_AVX512 inline __m512i reduce4x4(const __m512i* p) {
   return _mm512_add_epi32(_mm512_unpacklo_epi64(s01, s23), _mm512_unpackhi_epi64(s01, s23));
 }
 
+// p[k]: lanes 0..7 row 2k's partial sums, lanes 8..15 row 2k + 1's. Returns the 8 rows' sums in
+// row order.
+HANGAR_TARGET_AVX512 inline __m256i reduce8(const __m512i* p) {
+  // s0: 128-bit lane m holds 4 partial sums of rows 0, 1, 2, 3 (m = 0..3); s1 of rows 4..7.
+  const __m512i s0 = _mm512_add_epi32(_mm512_shuffle_i32x4(p[0], p[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                      _mm512_shuffle_i32x4(p[0], p[1], _MM_SHUFFLE(3, 1, 3, 1)));
+  const __m512i s1 = _mm512_add_epi32(_mm512_shuffle_i32x4(p[2], p[3], _MM_SHUFFLE(2, 0, 2, 0)),
+                                      _mm512_shuffle_i32x4(p[2], p[3], _MM_SHUFFLE(3, 1, 3, 1)));
+  // Lane m: [s0 (0+2), s1 (0+2), s0 (1+3), s1 (1+3)], then the totals [row m, row 4 + m, ...].
+  const __m512i t = _mm512_add_epi32(_mm512_unpacklo_epi32(s0, s1), _mm512_unpackhi_epi32(s0, s1));
+  const __m512i u = _mm512_add_epi32(t, _mm512_shuffle_epi32(t, _MM_PERM_BADC));
+  const __m512i pick = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0);
+  return _mm512_castsi512_si256(_mm512_permutexvar_epi32(pick, u));
+}
+
+// p[g] (g = 0, 1): 128-bit lane i holds row 2i + g's 4 partial sums. Returns the 8 rows' sums in
+// row order.
+HANGAR_TARGET_AVX512 inline __m256i reduce2x4(const __m512i* p) {
+  // Lane i: [p0 (s0+s2), p1 (s0+s2), p0 (s1+s3), p1 (s1+s3)], then [row 2i, row 2i + 1, ..].
+  const __m512i t = _mm512_add_epi32(_mm512_unpacklo_epi32(p[0], p[1]), _mm512_unpackhi_epi32(p[0], p[1]));
+  const __m512i u = _mm512_add_epi32(t, _mm512_shuffle_epi32(t, _MM_PERM_BADC));
+  const __m512i pick = _mm512_setr_epi32(0, 1, 4, 5, 8, 9, 12, 13, 0, 0, 0, 0, 0, 0, 0, 0);
+  return _mm512_castsi512_si256(_mm512_permutexvar_epi32(pick, u));
+}
+
 // Rows e and o (16 int32 partial sums each) folded to 8 lanes each: [e's 8, o's 8], the pair
 // reduce16 takes.
 HANGAR_TARGET_AVX512 inline __m512i fold_pair(__m512i e, __m512i o) {
