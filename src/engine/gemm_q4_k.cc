@@ -229,20 +229,14 @@ HANGAR_TARGET_AVX512 void gemm_tile_q4_k(int64_t n, const uint8_t* w, size_t w_s
 
 // ---- fewer tokens: straight from the weights ----------------------------------------------
 
-// vpshufb controls that spread word w0 over 128-bit lanes 0, 1 and word w1 over lanes 2, 3.
-HANGAR_TARGET_AVX512 inline __m512i spread_words(int w0, int w1) {
-  const __m128i c0 = _mm_set1_epi16(static_cast<int16_t>((2 * w0) | ((2 * w0 + 1) << 8)));
-  const __m128i c1 = _mm_set1_epi16(static_cast<int16_t>((2 * w1) | ((2 * w1 + 1) << 8)));
-  const __m256i lo = _mm256_set_m128i(c0, c0);
-  const __m256i hi = _mm256_set_m128i(c1, c1);
-  return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-}
-
 // One row's super-block against one token: 16 lanes of scaled partial sums (their total is the
 // row's sum of scale x integer dot over the 8 groups); *mins gets the row's 8 mins (bytes).
+// Per 64 quant bytes: vpdpbusd of the low and of the high nibbles (4 products per int32, small
+// enough for int16), both packed into one vector of int16, and one vpdpwssd with the groups'
+// scales (spread[h]: the scale words in the packed order).
 HANGAR_TARGET_AVX512 inline __m512i q4_k_row_sums(const BlockQ4_K& x, const __m512i* act_lo,
-                                                  const __m512i* act_hi, const __m512i* spread_lo,
-                                                  const __m512i* spread_hi, uint64_t* mins) {
+                                                  const __m512i* act_hi, const __m512i* spread,
+                                                  uint64_t* mins) {
   const __m512i nibble = _mm512_set1_epi8(0x0f);
   uint32_t words[4];
   unpack_scales_mins_words(x.scales, words);
@@ -254,10 +248,26 @@ HANGAR_TARGET_AVX512 inline __m512i q4_k_row_sums(const BlockQ4_K& x, const __m5
     const __m512i q = _mm512_loadu_si512(x.qs + 64 * h);
     const __m512i lo = _mm512_and_si512(q, nibble);
     const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), nibble);
-    sum = _mm512_dpwssd_epi32(sum, _mm512_maddubs_epi16(lo, act_lo[h]), _mm512_shuffle_epi8(sc, spread_lo[h]));
-    sum = _mm512_dpwssd_epi32(sum, _mm512_maddubs_epi16(hi, act_hi[h]), _mm512_shuffle_epi8(sc, spread_hi[h]));
+    // 128-bit lanes 0, 1: groups 4h (low nibbles) and 4h + 1 (high); lanes 2, 3: 4h + 2, 4h + 3.
+    const __m512i dlo = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, act_lo[h]);
+    const __m512i dhi = _mm512_dpbusd_epi32(_mm512_setzero_si512(), hi, act_hi[h]);
+    sum = _mm512_dpwssd_epi32(sum, _mm512_packs_epi32(dlo, dhi), _mm512_shuffle_epi8(sc, spread[h]));
   }
   return sum;
+}
+
+// vpshufb controls for q4_k_row_sums: per 128-bit lane, 4 words of one group's scale then 4 of
+// the next (lanes 0, 1: groups 4h, 4h + 1; lanes 2, 3: 4h + 2, 4h + 3).
+HANGAR_TARGET_AVX512 inline __m512i q4_k_spread(int h) {
+  alignas(64) uint8_t ctrl[64];
+  for (int lane = 0; lane < 4; ++lane) {
+    for (int j = 0; j < 8; ++j) {
+      const int word = 4 * h + (lane < 2 ? 0 : 2) + (j < 4 ? 0 : 1);
+      ctrl[16 * lane + 2 * j] = static_cast<uint8_t>(2 * word);
+      ctrl[16 * lane + 2 * j + 1] = static_cast<uint8_t>(2 * word + 1);
+    }
+  }
+  return _mm512_load_si512(ctrl);
 }
 
 // The 16 rows' mins (8 bytes each, mins[i] row i) dotted with the 8 group sums s16: 4 rows per
@@ -277,13 +287,7 @@ HANGAR_TARGET_AVX512 void gemv_q4_k(int64_t n, const uint8_t* w, size_t w_stride
                                     const uint8_t* a, size_t a_stride, int n_tok, float* out,
                                     size_t out_stride) {
   const int64_t nb = n / kQK_K;
-  // A 512-bit load of quant bytes 64h..64h+63 has, per 128-bit lane, groups
-  // [4h, 4h, 4h + 2, 4h + 2] in its low nibbles and [4h + 1, 4h + 1, 4h + 3, 4h + 3] in its high.
-  __m512i spread_lo[2], spread_hi[2];
-  for (int h = 0; h < 2; ++h) {
-    spread_lo[h] = spread_words(4 * h, 4 * h + 2);
-    spread_hi[h] = spread_words(4 * h + 1, 4 * h + 3);
-  }
+  const __m512i spread[2] = {q4_k_spread(0), q4_k_spread(1)};
   int r = 0;
   if (w_stride < (size_t{1} << 26)) {
     const __m512i scale_at = _mm512_mullo_epi32(avx512::lane_index(), _mm512_set1_epi32(static_cast<int32_t>(w_stride)));
@@ -324,9 +328,9 @@ HANGAR_TARGET_AVX512 void gemv_q4_k(int64_t n, const uint8_t* w, size_t w_stride
           for (int k = 0; k < 8; ++k) {
             const int i0 = avx512::kLaneRow[2 * k], i1 = avx512::kLaneRow[2 * k + 1];
             const __m512i e = q4_k_row_sums(*reinterpret_cast<const BlockQ4_K*>(blk + i0 * w_stride),
-                                            act_lo, act_hi, spread_lo, spread_hi, &mins[i0]);
+                                            act_lo, act_hi, spread, &mins[i0]);
             const __m512i o = q4_k_row_sums(*reinterpret_cast<const BlockQ4_K*>(blk + i1 * w_stride),
-                                            act_lo, act_hi, spread_lo, spread_hi, &mins[i1]);
+                                            act_lo, act_hi, spread, &mins[i1]);
             pairs[k] = avx512::fold_pair(e, o);
           }
           const __m512 da = _mm512_set1_ps(y.d);
