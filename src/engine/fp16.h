@@ -56,7 +56,7 @@ inline uint16_t float_to_half(float f) {
   if (ax < 0x38800000u) {                              // result subnormal or zero
     if (ax < 0x33000000u) return sign;                 // below half the smallest subnormal
     const uint32_t man = (ax & 0x7fffff) | 0x800000;
-    const int shift = 126 - static_cast<int>(ax >> 23) + 14;  // 14..24
+    const int shift = 126 - static_cast<int>(ax >> 23);  // 14..24: value = man * 2^(e - 150)
     uint32_t q = man >> shift;
     const uint32_t rem = man & ((1u << shift) - 1);
     const uint32_t half = 1u << (shift - 1);

@@ -2,6 +2,10 @@
 // bit-exact; dequantizers against the GGUF library's.
 #include <gtest/gtest.h>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -168,7 +172,51 @@ TEST(KernelsTest, HalfConversionRoundsToNearestEven) {
   EXPECT_TRUE(std::isnan(half_to_float(float_to_half(NAN))));
   EXPECT_EQ(float_to_bf16(1.0f), 0x3f80);
   EXPECT_EQ(bf16_to_float(0x3f80), 1.0f);
+  // Results that are half subnormals: 2^-24 is the smallest, 2^-25 ties to even (0), a little
+  // more rounds up, 2^-15 is 0x200.
+  EXPECT_EQ(float_to_half(std::ldexp(1.0f, -24)), 0x0001);
+  EXPECT_EQ(float_to_half(std::ldexp(1.0f, -25)), 0x0000);
+  EXPECT_EQ(float_to_half(std::ldexp(1.0f, -25) * 1.0001f), 0x0001);
+  EXPECT_EQ(float_to_half(-std::ldexp(1.0f, -15)), 0x8200);
+  EXPECT_EQ(float_to_half(3e-6f), 0x0032);  // 3e-6 / 2^-24 = 50.33
 }
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+__attribute__((target("f16c"))) uint16_t half_by_f16c(float f) { return _cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT); }
+__attribute__((target("f16c"))) float float_by_f16c(uint16_t h) { return _cvtsh_ss(h); }
+
+// Both directions equal the F16C instructions bit for bit (the build is for baseline x86-64,
+// so these are the software paths), over every half and a spread of floats that covers every
+// exponent, the subnormal range densely.
+TEST(KernelsTest, HalfConversionEqualsF16cEverywhere) {
+  if (!__builtin_cpu_supports("f16c")) GTEST_SKIP() << "no F16C on this CPU";
+  for (uint32_t h = 0; h < 0x10000; ++h) {
+    const float f = half_to_float(static_cast<uint16_t>(h));
+    const float want = float_by_f16c(static_cast<uint16_t>(h));
+    if (std::isnan(want)) {
+      ASSERT_TRUE(std::isnan(f)) << std::hex << h;
+    } else {
+      ASSERT_EQ(std::memcmp(&f, &want, 4), 0) << std::hex << h;
+    }
+  }
+  auto check = [](uint32_t bits) {
+    float f;
+    std::memcpy(&f, &bits, 4);
+    const uint16_t got = float_to_half(f), want = half_by_f16c(f);
+    if (std::isnan(f)) {
+      ASSERT_EQ(got & 0x7c00, 0x7c00) << std::hex << bits;
+      ASSERT_NE(got & 0x3ff, 0) << std::hex << bits;
+    } else {
+      ASSERT_EQ(got, want) << std::hex << "float bits " << bits;
+    }
+  };
+  for (uint64_t bits = 0; bits <= 0xffffffffu; bits += 65521) check(static_cast<uint32_t>(bits));
+  for (uint32_t bits = 0x33000000u - 4096; bits < 0x38800000u + 4096; bits += 7) {  // subnormal results
+    check(bits);
+    check(bits | 0x80000000u);
+  }
+}
+#endif
 
 }  // namespace
 }  // namespace hangar::engine
