@@ -398,10 +398,11 @@ struct Rows8<Q4_0Traits> {
     const __m512i low = _mm512_set1_epi8(0x0f);
     for (int g = 0; g < 2; ++g) {
       const uint8_t* q = blk + g * w_stride + offsetof(BlockQ4_0, qs);
-      __m512i v = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)));
-      for (int i = 1; i < 4; ++i) {
-        v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 2 * i * w_stride)), i);
-      }
+      auto row = [&](int i) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 2 * i * w_stride)); };
+      __m512i v = _mm512_castsi128_si512(row(0));
+      v = _mm512_inserti32x4(v, row(1), 1);  // the lane is an immediate: no loop
+      v = _mm512_inserti32x4(v, row(2), 2);
+      v = _mm512_inserti32x4(v, row(3), 3);
       lo[g] = _mm512_and_si512(v, low);
       hi[g] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
     }
