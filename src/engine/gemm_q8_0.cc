@@ -81,6 +81,8 @@ void gemm_ref(int64_t n, const void* w, size_t w_stride, int n_rows, const void*
 // Few tokens: no repack. 4 rows at a time, each block's integer dots reduced to 4 exact sums by
 // horizontal adds, then the same fma per row as the tile path (so the bits are the same).
 constexpr int kMinTokensForTile = 4;
+// 1-3 tokens: activation blocks whose sums and scales are kept on the stack at once.
+constexpr int kGemvBlocks = 512;
 
 // The signed quants q of one block, element order of the activation block.
 template <typename Traits>
@@ -218,7 +220,6 @@ HANGAR_TARGET_AVX2 inline __m256i dot4_avx2(__m256i acc, __m256i u, __m256i a) {
 // products cannot saturate), one vpmaddwd makes each row's 4 partial sums, and a 4 x 4
 // transpose-add leaves the 8 rows' block sums in row order. Activation sums and scales once per
 // call, scales put together in general registers; the same arithmetic as the reference.
-constexpr int kGemvBlocksAvx2 = 512;
 
 template <int NT>
 HANGAR_TARGET_AVX2 void gemv8_q4_0_avx2(int64_t nb, const uint8_t* w, size_t w_stride, int n_rows,
@@ -227,8 +228,8 @@ HANGAR_TARGET_AVX2 void gemv8_q4_0_avx2(int64_t nb, const uint8_t* w, size_t w_s
   const __m256i low = _mm256_set1_epi8(0x0f);
   const __m256i ones16 = _mm256_set1_epi16(1);
   const size_t group_step = 8 * w_stride / nb;  // bytes of the next 8 rows per block
-  int32_t off[NT][kGemvBlocksAvx2];              // -8 * sum(a)
-  float da[NT][kGemvBlocksAvx2];
+  int32_t off[NT][kGemvBlocks];              // -8 * sum(a)
+  float da[NT][kGemvBlocks];
   const char* first = reinterpret_cast<const char*>(w);
   for (const char* p = first; p < first + 8 * w_stride; p += 64) _mm_prefetch(p, _MM_HINT_T0);
   auto at = [](const uint8_t* p) -> uint64_t {
@@ -236,8 +237,8 @@ HANGAR_TARGET_AVX2 void gemv8_q4_0_avx2(int64_t nb, const uint8_t* w, size_t w_s
     std::memcpy(&h, p, sizeof(h));
     return h;
   };
-  for (int64_t b0 = 0; b0 < nb; b0 += kGemvBlocksAvx2) {
-    const int nbc = static_cast<int>(std::min<int64_t>(kGemvBlocksAvx2, nb - b0));
+  for (int64_t b0 = 0; b0 < nb; b0 += kGemvBlocks) {
+    const int nbc = static_cast<int>(std::min<int64_t>(kGemvBlocks, nb - b0));
     const BlockQ8_0* y[NT];
     for (int t = 0; t < NT; ++t) {
       y[t] = reinterpret_cast<const BlockQ8_0*>(a + t * a_stride) + b0;
@@ -386,8 +387,6 @@ HANGAR_TARGET_AVX2 void gemm_avx2(int64_t n, const void* w, size_t w_stride, int
 //   - 8 rows, not 16: the rows of a group are read as interleaved streams, and 16 of them
 //     measured 10-25 % slower than 8 (Q8_0, 2 threads, weights from memory), which no software
 //     prefetch recovered.
-constexpr int kGemvBlocks = 512;  // activation blocks whose sums are kept on the stack at once
-
 template <typename Traits>
 struct Rows8;
 
@@ -505,7 +504,8 @@ HANGAR_TARGET_AVX512 void gemv_avx512(int64_t n, const void* w, size_t w_stride,
   const uint8_t* wb = static_cast<const uint8_t*>(w);
   const uint8_t* ab = static_cast<const uint8_t*>(a);
   const int rows8 = n_rows / 8 * 8;
-  switch (n_tok) {
+  switch (rows8 > 0 ? n_tok : 0) {
+    case 0: break;  // fewer than 8 rows: no activation sums, no prefetch
     case 1: gemv8_avx512<Traits, 1>(nb, wb, w_stride, rows8, ab, a_stride, out, out_stride); break;
     case 2: gemv8_avx512<Traits, 2>(nb, wb, w_stride, rows8, ab, a_stride, out, out_stride); break;
     default: gemv8_avx512<Traits, 3>(nb, wb, w_stride, rows8, ab, a_stride, out, out_stride); break;

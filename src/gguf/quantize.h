@@ -14,14 +14,9 @@
 
 #include "common/status.h"
 #include "gguf/ggml_type.h"
+#include "gguf/half.h"  // fp32_to_fp16, fp16_to_fp32, fp32_to_bf16, bf16_to_fp32
 
 namespace hangar::gguf {
-
-// IEEE half and bfloat16 conversions (round to nearest even; NaN stays NaN).
-uint16_t fp32_to_fp16(float f);
-float fp16_to_fp32(uint16_t h);
-uint16_t fp32_to_bf16(float f);
-float bf16_to_fp32(uint16_t h);
 
 // Converts n floats (n a multiple of the type's block size) to `type`:
 // F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q6_K. Other types: kUnimplemented.
