@@ -109,33 +109,55 @@ std::string run_command(const std::string& cmd) {
   return out;
 }
 
-std::optional<Figures> run_baseline(const std::string& hangar, const std::string& file, const Options& o) {
-  const std::string out = run_command(fmt::format("'{}' bench -m '{}' -p {} -n {} -t {} -r 1 --json 2>/dev/null",
+// The first line of a program's output that says something, for a one-line reason.
+std::string first_line(const std::string& out) {
+  size_t b = out.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos) return "no output";
+  return out.substr(b, out.find('\n', b) - b);
+}
+
+// The JSON document that starts at the first `open` character of out (discarded when none).
+nlohmann::json json_in(const std::string& out, char open) {
+  const size_t at = out.find(open);
+  if (at == std::string::npos) return nlohmann::json(nlohmann::json::value_t::discarded);
+  return nlohmann::json::parse(out.substr(at), nullptr, /*allow_exceptions=*/false);
+}
+
+// 32ebcb4's `hangar bench` on the file; the reason on *why when it gives no figures (it refuses
+// the K-quant types, which came later).
+std::optional<Figures> run_baseline(const std::string& hangar, const std::string& file, const Options& o,
+                                    std::string* why) {
+  const std::string out = run_command(fmt::format("'{}' bench -m '{}' -p {} -n {} -t {} -r 1 --json 2>&1",
                                                   hangar, file, o.n_prompt, o.n_gen, o.threads));
-  try {
-    const auto j = nlohmann::json::parse(out.substr(out.find('{')));
-    return Figures{j.at("pp_tokens_per_s").get<double>(), j.at("tg_tokens_per_s").get<double>()};
-  } catch (...) {
-    std::fprintf(stderr, "engine_bench: baseline gave no figures: %s\n", out.c_str());
-    return std::nullopt;
+  const nlohmann::json j = json_in(out, '{');
+  if (j.is_object() && j.contains("pp_tokens_per_s") && j["pp_tokens_per_s"].is_number() &&
+      j.contains("tg_tokens_per_s") && j["tg_tokens_per_s"].is_number()) {
+    return Figures{j["pp_tokens_per_s"].get<double>(), j["tg_tokens_per_s"].get<double>()};
   }
+  *why = first_line(out);
+  return std::nullopt;
 }
 
 std::optional<Figures> run_llama_bench(const std::string& bin, const std::string& file, const Options& o) {
-  const std::string out = run_command(fmt::format("'{}' -m '{}' -p {} -n {} -t {} -r {} -o json 2>/dev/null",
+  const std::string out = run_command(fmt::format("'{}' -m '{}' -p {} -n {} -t {} -r {} -o json 2>&1",
                                                   bin, file, o.n_prompt, o.n_gen, o.threads, o.reps));
-  try {
-    Figures f;
-    for (const auto& row : nlohmann::json::parse(out.substr(out.find('[')))) {
-      const double ts = row.at("avg_ts").get<double>();
-      if (row.value("n_prompt", 0) > 0) f.pp = ts;
-      if (row.value("n_gen", 0) > 0) f.tg = ts;
-    }
-    return f;
-  } catch (...) {
-    std::fprintf(stderr, "engine_bench: llama-bench gave no figures: %s\n", out.c_str());
+  const nlohmann::json rows = json_in(out, '[');
+  if (!rows.is_array()) {
+    std::fprintf(stderr, "engine_bench: llama-bench gave no figures: %s\n", first_line(out).c_str());
     return std::nullopt;
   }
+  Figures f;
+  for (const auto& row : rows) {
+    if (!row.is_object() || !row.contains("avg_ts") || !row["avg_ts"].is_number()) continue;
+    const double ts = row["avg_ts"].get<double>();
+    const auto count = [&row](const char* key) {
+      const auto it = row.find(key);
+      return it != row.end() && it->is_number() ? it->get<double>() : 0.0;
+    };
+    if (count("n_prompt") > 0) f.pp = ts;
+    if (count("n_gen") > 0) f.tg = ts;
+  }
+  return f;
 }
 
 // 2 x the weights every token multiplies (every layer matrix and the output; not token_embd).
@@ -252,6 +274,7 @@ int main(int argc, char** argv) {
     // Alternating: one repetition of ours, one of the baseline, reps times. Each of ours is
     // its own roofline ratio, against the bandwidth measured right before and after it.
     std::vector<double> pp, tg, roof, bws, base_pp, base_tg;
+    std::string baseline_why;  // set when the baseline cannot run this file
     double bw_before = probe.measure();
     for (int rep = 0; rep < o.reps; ++rep) {
       auto f = run_engine(**model, o, 1);
@@ -262,8 +285,8 @@ int main(int argc, char** argv) {
       tg.push_back(f->tg);
       bws.push_back(bw_run);
       roof.push_back(100.0 * bytes * f->tg / (bw_run * 1e9));
-      if (baseline) {
-        if (auto g = run_baseline(baseline, file, o)) {
+      if (baseline && baseline_why.empty()) {
+        if (auto g = run_baseline(baseline, file, o, &baseline_why)) {
           base_pp.push_back(g->pp);
           base_tg.push_back(g->tg);
         }
@@ -291,6 +314,8 @@ int main(int argc, char** argv) {
       const Figures b{median(base_pp), median(base_tg)};
       std::printf("  baseline %s: pp %.2f tok/s, tg %.2f tok/s -> ours / baseline: prompt %.2fx, generation %.2fx\n",
                   baseline, b.pp, b.tg, ours.pp / b.pp, ours.tg / b.tg);
+    } else if (!baseline_why.empty()) {
+      std::printf("  baseline %s gives no figures for this file: %s\n", baseline, baseline_why.c_str());
     }
     if (llama) {
       if (auto l = run_llama_bench(llama, file, o)) {
