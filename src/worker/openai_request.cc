@@ -267,6 +267,7 @@ Status parse_sampling(const Fields& f, bool native, SamplingParams* s) {
   HANGAR_RETURN_IF_ERROR(f.integer("seed", &seed, -1, std::numeric_limits<int64_t>::max()));
   if (seed >= 0) s->seed = static_cast<uint64_t>(seed);
   HANGAR_RETURN_IF_ERROR(parse_stop(f, &s->stop));
+  HANGAR_RETURN_IF_ERROR(f.boolean("cache_prompt", &s->cache_prompt));
 
   // Token limits: OpenAI's max_completion_tokens (preferred) or max_tokens must be >= 1;
   // llama-server's n_predict may be -1 (no limit) or 0 (evaluate the prompt only).

@@ -38,6 +38,9 @@ struct SamplingParams {
   std::vector<std::string> stop;  // generation ends before the first of these
   bool logprobs = false;
   int32_t top_logprobs = 0;  // alternatives per token when logprobs
+  // llama-server's cache_prompt: reuse the KV of a prefix a slot's last task left (the answer is
+  // the same; only the time differs).
+  bool cache_prompt = true;
 };
 
 struct StreamParams {

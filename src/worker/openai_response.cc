@@ -38,7 +38,8 @@ std::string_view finish_reason_name(FinishReason reason) {
 json Usage::to_json() const {
   return {{"prompt_tokens", prompt_tokens},
           {"completion_tokens", completion_tokens},
-          {"total_tokens", prompt_tokens + completion_tokens}};
+          {"total_tokens", prompt_tokens + completion_tokens},
+          {"prompt_tokens_details", {{"cached_tokens", cached_tokens}}}};
 }
 
 std::string make_response_id(std::string_view prefix) {
@@ -127,6 +128,7 @@ json native_completion_json(std::string_view model, const NativeResult& r) {
             {"stopping_word", r.stopping_word},
             {"tokens_predicted", r.usage.completion_tokens},
             {"tokens_evaluated", r.usage.prompt_tokens},
+            {"tokens_cached", r.usage.cached_tokens},
             {"truncated", r.truncated}};
   if (!r.probabilities.is_null()) j["completion_probabilities"] = r.probabilities;
   return j;

@@ -29,7 +29,9 @@ std::string_view finish_reason_name(FinishReason reason);
 struct Usage {
   int64_t prompt_tokens = 0;
   int64_t completion_tokens = 0;
-  nlohmann::json to_json() const;  // {prompt_tokens, completion_tokens, total_tokens}
+  int64_t cached_tokens = 0;  // of prompt_tokens, read from a slot's cache (cache_prompt)
+  // {prompt_tokens, completion_tokens, total_tokens, prompt_tokens_details: {cached_tokens}}
+  nlohmann::json to_json() const;
 };
 
 // What every completion object carries.

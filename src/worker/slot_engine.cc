@@ -117,29 +117,84 @@ EngineStats SlotEngine::stats() const {
   return stats_;
 }
 
-void SlotEngine::start(Slot& slot, int seq, std::shared_ptr<Task> task) {
+void SlotEngine::Slot::reset_task() {
+  task.reset();
+  sampler.reset();
+  n_prompt_done = 0;
+  n_past = 0;
+  last = -1;
+  n_generated = 0;
+  embd_sum.clear();
+  batch_row_last = -1;
+  n_cached = 0;
+}
+
+void SlotEngine::clear_cache(Slot& slot, int seq) {
   context_.seq_remove(seq, 0, -1);
-  slot = Slot{};
+  slot.cached.clear();
+}
+
+int SlotEngine::pick_slot(const Task& task) const {
+  int best = -1;     // the longest shared prefix
+  size_t best_n = 0;
+  int oldest = -1;   // the least recently used
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    const Slot& s = slots_[i];
+    if (s.task) continue;
+    if (oldest < 0 || s.last_used < slots_[static_cast<size_t>(oldest)].last_used) oldest = static_cast<int>(i);
+    const auto [c, p] = std::mismatch(s.cached.begin(), s.cached.end(), task.prompt.begin(), task.prompt.end());
+    const size_t n = static_cast<size_t>(c - s.cached.begin());
+    if (n > best_n) {
+      best = static_cast<int>(i);
+      best_n = n;
+    }
+  }
+  const bool reuse = !task.embedding && task.sampling.cache_prompt && best >= 0 && 2 * best_n >= task.prompt.size();
+  return reuse ? best : oldest;
+}
+
+void SlotEngine::start(Slot& slot, int seq, std::shared_ptr<Task> task) {
+  slot.reset_task();
   slot.task = std::move(task);
-  if (slot.task->embedding) {
+  slot.last_used = ++tasks_started_;
+  const Task& t = *slot.task;
+  if (t.embedding || !t.sampling.cache_prompt) {
+    // Embeddings pool every prompt token's hidden state, so all of them are computed.
+    clear_cache(slot, seq);
+  } else {
+    // Keep the shared prefix, but compute at least the last prompt token: its logits are the
+    // first sample.
+    size_t keep = static_cast<size_t>(
+        std::mismatch(slot.cached.begin(), slot.cached.end(), t.prompt.begin(), t.prompt.end()).first -
+        slot.cached.begin());
+    keep = std::min(keep, t.prompt.size() - 1);
+    context_.seq_remove(seq, static_cast<int32_t>(keep), -1);
+    slot.cached.resize(keep);
+    slot.n_cached = keep;
+    slot.n_prompt_done = keep;
+    slot.n_past = static_cast<int32_t>(keep);
+  }
+  if (t.embedding) {
     slot.embd_sum.assign(static_cast<size_t>(model_.hparams().n_embd), 0.0);
   } else {
-    slot.sampler = std::make_unique<engine::Sampler>(sampler_params(slot.task->sampling),
-                                                     model_.tokenizer().n_vocab());
-    for (engine::TokenId id : slot.task->prompt) slot.sampler->accept(id);
+    slot.sampler = std::make_unique<engine::Sampler>(sampler_params(t.sampling), model_.tokenizer().n_vocab());
+    for (engine::TokenId id : t.prompt) slot.sampler->accept(id);
   }
 }
 
 void SlotEngine::finish(Slot& slot, int seq, TaskResult result) {
-  context_.seq_remove(seq, 0, -1);
   std::shared_ptr<Task> task = std::move(slot.task);
+  // What the task computed stays for the next one; an embedding's cache is not kept.
+  if (task->embedding || !task->sampling.cache_prompt) clear_cache(slot, seq);
   result.prompt_tokens = static_cast<int64_t>(task->prompt.size());
+  result.cached_tokens = static_cast<int64_t>(slot.n_cached);
   result.completion_tokens = slot.n_generated;
-  slot = Slot{};
+  slot.reset_task();
   {
     std::lock_guard lk(mu_);
     stats_.requests_done++;
     stats_.prompt_tokens += static_cast<uint64_t>(result.prompt_tokens);
+    stats_.prompt_tokens_cached += static_cast<uint64_t>(result.cached_tokens);
     stats_.generated_tokens += static_cast<uint64_t>(result.completion_tokens);
   }
   if (task->on_done) task->on_done(result);
@@ -222,8 +277,9 @@ void SlotEngine::run() {
       if (!active) cv_.wait(lk, [&] { return stopping_ || wake_ || !queue_.empty(); });
       wake_ = false;
       if (stopping_) break;
-      for (size_t i = 0; i < slots_.size() && !queue_.empty(); ++i) {
-        if (slots_[i].task) continue;
+      while (!queue_.empty()) {
+        const int i = pick_slot(*queue_.front());
+        if (i < 0) break;  // every slot is busy
         std::shared_ptr<Task> t = std::move(queue_.front());
         queue_.pop_front();
         lk.unlock();
@@ -232,7 +288,7 @@ void SlotEngine::run() {
           r.status = cancelled_error("the client disconnected while queued");
           if (t->on_done) t->on_done(r);
         } else {
-          start(slots_[i], static_cast<int>(i), std::move(t));
+          start(slots_[static_cast<size_t>(i)], i, std::move(t));
         }
         lk.lock();
       }
@@ -259,6 +315,7 @@ void SlotEngine::run() {
       s.batch_row_last = -1;
       if (!s.task || s.task->embedding || s.n_prompt_done < s.task->prompt.size()) continue;
       s.batch_row_last = static_cast<int>(batch.size());
+      s.cached.push_back(s.last);
       batch.add(s.last, s.n_past++, static_cast<int32_t>(i), true);
     }
     size_t prompt_budget = kPromptTokensPerStep;
@@ -271,6 +328,7 @@ void SlotEngine::run() {
         const bool want = last || s.task->embedding;
         if (s.task->embedding) embd_rows.emplace_back(static_cast<int>(i), batch.size());
         if (last) s.batch_row_last = static_cast<int>(batch.size());
+        s.cached.push_back(s.task->prompt[s.n_prompt_done]);
         batch.add(s.task->prompt[s.n_prompt_done], s.n_past++, static_cast<int32_t>(i), want);
         s.n_prompt_done++;
       }
@@ -287,10 +345,12 @@ void SlotEngine::run() {
     if (!st.ok()) {
       spdlog::error("worker: decode of a {}-row batch failed: {}", batch.size(), st.to_string());
       for (size_t i = 0; i < slots_.size(); ++i) {
-        if (!slots_[i].task) continue;
-        TaskResult r;
-        r.status = internal_error("decode failed: " + st.message());
-        finish(slots_[i], static_cast<int>(i), r);
+        if (slots_[i].task) {
+          TaskResult r;
+          r.status = internal_error("decode failed: " + st.message());
+          finish(slots_[i], static_cast<int>(i), r);
+        }
+        clear_cache(slots_[i], static_cast<int>(i));  // what the batch wrote is unknown
       }
       continue;
     }

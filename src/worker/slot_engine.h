@@ -8,6 +8,13 @@
 // means a sequence's tokens do not depend on its neighbours. Requests wait in FIFO order when
 // every slot is busy. A cancelled task (client gone) leaves its slot before the next step.
 //
+// Prompt caching (llama-server's cache_prompt, on by default): a finished task leaves its tokens'
+// KV in its slot. A new task goes to the free slot whose cached tokens share the longest prefix
+// with its prompt when that prefix is at least half the prompt (else to the free slot idle the
+// longest), keeps that prefix and computes only the rest, and at least its last prompt token.
+// The engine is batch-invariant, so the answer is the same bits as from an empty slot; a chat's
+// next turn reads only its new messages.
+//
 // Callbacks run on the engine thread and must not block (they queue bytes on a Responder).
 //
 // Thread-safety: submit(), cancel via Task::cancelled, stats() and shutdown() from any thread.
@@ -36,6 +43,7 @@ struct TaskResult {
   Status status;  // not OK: the task failed (the callbacks' text so far is incomplete)
   FinishReason finish = FinishReason::kStop;
   int64_t prompt_tokens = 0;
+  int64_t cached_tokens = 0;  // of prompt_tokens, those whose KV a previous task left in the slot
   int64_t completion_tokens = 0;
   bool truncated = false;        // stopped by the slot's context size
   std::vector<float> embedding;  // embedding tasks: mean-pooled, L2-normalised [n_embd]
@@ -59,7 +67,8 @@ struct Task {
 
 struct EngineStats {
   uint64_t requests_done = 0;
-  uint64_t prompt_tokens = 0;
+  uint64_t prompt_tokens = 0;         // every task's whole prompt
+  uint64_t prompt_tokens_cached = 0;  // of those, found in a slot's KV cache and not computed
   uint64_t generated_tokens = 0;
   uint64_t decode_steps = 0;
   uint64_t max_batch_rows = 0;  // the largest batch one step decoded
@@ -92,6 +101,12 @@ class SlotEngine {
 
  private:
   struct Slot {
+    // Kept across tasks: the tokens whose KV is in this slot's sequence, position i holding
+    // cached[i], and when the slot last took a task (for the least recently used choice).
+    std::vector<engine::TokenId> cached;
+    uint64_t last_used = 0;
+
+    // One task's state.
     std::shared_ptr<Task> task;
     std::unique_ptr<engine::Sampler> sampler;
     size_t n_prompt_done = 0;   // prompt tokens already in the KV cache
@@ -100,7 +115,17 @@ class SlotEngine {
     int64_t n_generated = 0;
     std::vector<double> embd_sum;  // embedding tasks: sum of hidden states
     int batch_row_last = -1;       // the row of this step whose logits we sample
+    size_t n_cached = 0;           // prompt tokens taken from the cache at the start
+
+    // Resets the task's state; the cache stays.
+    void reset_task();
   };
+
+  // The free slot for `task`: the longest cached prefix when it is at least half the prompt,
+  // else the least recently used; -1 when every slot is busy.
+  int pick_slot(const Task& task) const;
+  // Forgets what the slot's sequence holds.
+  void clear_cache(Slot& slot, int seq);
 
   // log_softmax(logits)[id] and the `n_top` most likely tokens with theirs.
   TokenLogprob token_logprob(const float* logits, engine::TokenId id, int n_top) const;
@@ -123,6 +148,7 @@ class SlotEngine {
   EngineStats stats_;                        // guarded by mu_
 
   std::vector<Slot> slots_;  // engine thread only
+  uint64_t tasks_started_ = 0;  // engine thread only
   std::thread thread_;
 };
 

@@ -414,7 +414,10 @@ void WorkerServer::register_routes(http::Server& server) {
         };
         metric("requests_total", "counter", "Generation and embedding requests finished.",
                s.requests_done);
-        metric("prompt_tokens_total", "counter", "Prompt tokens processed.", s.prompt_tokens);
+        metric("prompt_tokens_total", "counter", "Prompt tokens of the requests finished.", s.prompt_tokens);
+        metric("prompt_tokens_cached_total", "counter",
+               "Of those, tokens read from a slot's cache rather than computed (cache_prompt).",
+               s.prompt_tokens_cached);
         metric("tokens_predicted_total", "counter", "Tokens generated.", s.generated_tokens);
         metric("decode_steps_total", "counter", "Forward batches decoded.", s.decode_steps);
         metric("batch_rows_max", "gauge", "The largest batch decoded in one step.",
@@ -522,6 +525,7 @@ void WorkerServer::handle_generate(http::Request req, std::shared_ptr<http::Resp
         gen->choices[i].finish = finish;
         if (!gen->stream) gen->choices[i].logprobs = gen->logprobs_json(gen->token_logprobs[i]);
         gen->usage.prompt_tokens += r.prompt_tokens;
+        gen->usage.cached_tokens += r.cached_tokens;
         gen->usage.completion_tokens += r.completion_tokens;
         last = --gen->pending == 0;
         error = gen->error;

@@ -149,8 +149,13 @@ TEST_F(WorkerApiTest, StreamedChatEqualsTheWholeAnswerAndEndsWithUsageAndDone) {
   }
   EXPECT_EQ(finish, whole.body["choices"][0]["finish_reason"]);
   // include_usage: one last chunk with no choices and the usage.
-  const json& last = s.events.back();
+  json last = s.events.back();
   EXPECT_TRUE(last["choices"].empty());
+  // The same prompt a second time: all but its last token come from the slot's cache.
+  EXPECT_EQ(last["usage"]["prompt_tokens_details"]["cached_tokens"],
+            last["usage"]["prompt_tokens"].get<int>() - 1);
+  last["usage"].erase("prompt_tokens_details");
+  whole.body["usage"].erase("prompt_tokens_details");
   EXPECT_EQ(last["usage"], whole.body["usage"]);
   EXPECT_EQ(chat_stream_text(s), whole.body["choices"][0]["message"]["content"]);
 }

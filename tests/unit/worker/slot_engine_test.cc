@@ -294,3 +294,146 @@ TEST(SlotEngineLogprobsTest, GreedyTokenIsTheMostLikelyAlternativeAndProbabiliti
 
 }  // namespace
 }  // namespace hangar::worker
+
+namespace hangar::worker {
+namespace {
+
+// A greedy task's tokens and each token's log-probability, run to the end on `eng`.
+struct Answer {
+  std::vector<engine::TokenId> tokens;
+  std::vector<float> logprobs;
+  TaskResult result;
+};
+
+Answer answer(SlotEngine& eng, std::vector<engine::TokenId> prompt, int n, bool cache_prompt = true) {
+  Answer a;
+  auto t = std::make_shared<Task>();
+  t->prompt = std::move(prompt);
+  t->sampling.temperature = 0.0f;
+  t->sampling.max_tokens = n;
+  t->sampling.logprobs = true;
+  t->sampling.cache_prompt = cache_prompt;
+  t->on_token = [&a](engine::TokenId id, std::string_view, const TokenLogprob* lp) {
+    a.tokens.push_back(id);
+    a.logprobs.push_back(lp != nullptr ? lp->logprob : 1.0f);
+    return true;
+  };
+  std::promise<void> done;
+  t->on_done = [&a, &done](const TaskResult& r) {
+    a.result = r;
+    done.set_value();
+  };
+  Status s = eng.submit(t);
+  EXPECT_TRUE(s.ok()) << s.to_string();
+  if (s.ok()) {
+    EXPECT_EQ(done.get_future().wait_for(kHang), std::future_status::ready);
+  }
+  EXPECT_TRUE(a.result.status.ok()) << a.result.status.to_string();
+  return a;
+}
+
+std::vector<engine::TokenId> concat(std::vector<engine::TokenId> a, const std::vector<engine::TokenId>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+TEST(SlotEnginePromptCacheTest, ANextTurnReadsOnlyItsNewTokensAndAnswersTheSameBits) {
+  HANGAR_REQUIRE_FIXTURES();
+  const std::vector<engine::TokenId> turn1 = {1, 450, 4996, 17354, 1701, 29889};
+  const std::vector<engine::TokenId> more = {13, 3118, 2501, 263};
+
+  // The reference: every prompt computed from an empty slot.
+  Loaded ref_l = load(fixtures, 1);
+  ASSERT_TRUE(ref_l.context);
+  SlotEngine ref(*ref_l.model, *ref_l.context, 1);
+  const Answer ref1 = answer(ref, turn1, 6, false);
+  ASSERT_EQ(ref1.tokens.size(), 6u);
+  const std::vector<engine::TokenId> turn2 = concat(concat(turn1, ref1.tokens), more);
+  const Answer ref2 = answer(ref, turn2, 6, false);
+  const Answer ref_again = answer(ref, turn2, 6, false);
+  EXPECT_EQ(ref1.result.cached_tokens, 0);
+  EXPECT_EQ(ref2.result.cached_tokens, 0);
+  EXPECT_EQ(ref_again.result.cached_tokens, 0);
+
+  Loaded l = load(fixtures, 1);
+  ASSERT_TRUE(l.context);
+  SlotEngine eng(*l.model, *l.context, 1);
+  const Answer a1 = answer(eng, turn1, 6);
+  EXPECT_EQ(a1.result.cached_tokens, 0);
+  // The slot holds turn 1 and the answer's tokens but its last (never fed back).
+  const Answer a2 = answer(eng, turn2, 6);
+  EXPECT_EQ(a2.result.cached_tokens, static_cast<int64_t>(turn1.size() + ref1.tokens.size() - 1));
+  EXPECT_EQ(a2.result.prompt_tokens, static_cast<int64_t>(turn2.size()));
+  // The very same prompt again: everything but its last token.
+  const Answer again = answer(eng, turn2, 6);
+  EXPECT_EQ(again.result.cached_tokens, static_cast<int64_t>(turn2.size() - 1));
+  // A prompt that leaves the cached path early keeps only the shared part.
+  std::vector<engine::TokenId> fork = turn2;
+  fork[turn1.size() + 1] = 3118;
+  const Answer forked = answer(eng, fork, 3);
+  EXPECT_EQ(forked.result.cached_tokens, static_cast<int64_t>(turn1.size() + 1));
+
+  EXPECT_EQ(a1.tokens, ref1.tokens);
+  EXPECT_EQ(a1.logprobs, ref1.logprobs);
+  EXPECT_EQ(a2.tokens, ref2.tokens);
+  EXPECT_EQ(a2.logprobs, ref2.logprobs);  // bit for bit
+  EXPECT_EQ(again.tokens, ref2.tokens);
+  EXPECT_EQ(again.logprobs, ref2.logprobs);
+  EXPECT_EQ(eng.stats().prompt_tokens_cached,
+            static_cast<uint64_t>(a2.result.cached_tokens + again.result.cached_tokens + forked.result.cached_tokens));
+}
+
+TEST(SlotEnginePromptCacheTest, ATaskGoesToTheSlotHoldingItsPrefixAndOthersToTheIdlestSlot) {
+  HANGAR_REQUIRE_FIXTURES();
+  Loaded l = load(fixtures, 2);
+  ASSERT_TRUE(l.context);
+  SlotEngine eng(*l.model, *l.context, 2);
+  const std::vector<engine::TokenId> a = {1, 450, 4996, 17354, 1701};
+  const std::vector<engine::TokenId> b = {1, 3118, 2501, 263, 931, 727};
+  const std::vector<engine::TokenId> c = {1, 1724, 338, 278, 7483};
+  EXPECT_EQ(answer(eng, a, 3).result.cached_tokens, 0);  // slot 0
+  // b shares only the first token with slot 0 (less than half of b): the idle slot 1 takes it.
+  EXPECT_EQ(answer(eng, b, 3).result.cached_tokens, 0);
+  // a again finds its prefix in slot 0, though slot 1 has been idle longer.
+  EXPECT_EQ(answer(eng, a, 3).result.cached_tokens, static_cast<int64_t>(a.size() - 1));
+  // c matches neither: the least recently used slot (1, b's) takes it, keeping the one token
+  // c shares with b.
+  EXPECT_EQ(answer(eng, c, 3).result.cached_tokens, 1);
+  EXPECT_EQ(answer(eng, a, 3).result.cached_tokens, static_cast<int64_t>(a.size() - 1));
+  EXPECT_EQ(answer(eng, b, 3).result.cached_tokens, 1);  // c replaced it
+}
+
+TEST(SlotEnginePromptCacheTest, AnEmbeddingIsComputedWholeAfterAGenerationOfTheSamePrompt) {
+  HANGAR_REQUIRE_FIXTURES();
+  const std::vector<engine::TokenId> p = {1, 450, 4996, 17354};
+  auto embed = [&](SlotEngine& eng) {
+    auto t = std::make_shared<Task>();
+    t->prompt = p;
+    t->embedding = true;
+    std::promise<TaskResult> done;
+    t->on_done = [&](const TaskResult& r) { done.set_value(r); };
+    EXPECT_TRUE(eng.submit(t).ok());
+    auto f = done.get_future();
+    EXPECT_EQ(f.wait_for(kHang), std::future_status::ready);
+    return f.get();
+  };
+  Loaded fresh_l = load(fixtures, 1);
+  ASSERT_TRUE(fresh_l.context);
+  SlotEngine fresh(*fresh_l.model, *fresh_l.context, 1);
+  const TaskResult ref = embed(fresh);
+  ASSERT_TRUE(ref.status.ok());
+
+  Loaded l = load(fixtures, 1);
+  ASSERT_TRUE(l.context);
+  SlotEngine eng(*l.model, *l.context, 1);
+  answer(eng, p, 4);
+  const TaskResult r = embed(eng);
+  ASSERT_TRUE(r.status.ok());
+  EXPECT_EQ(r.cached_tokens, 0);
+  EXPECT_EQ(r.embedding, ref.embedding);
+  // And a generation after the embedding starts from an empty slot.
+  EXPECT_EQ(answer(eng, p, 2).result.cached_tokens, 0);
+}
+
+}  // namespace
+}  // namespace hangar::worker

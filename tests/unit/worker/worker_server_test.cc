@@ -135,6 +135,13 @@ TEST_F(WorkerServerTest, ChatCompletionStreamedEqualsWhole) {
   }
   json usage = json::parse(events[events.size() - 2]);
   EXPECT_TRUE(usage["choices"].empty());
+  // The same prompt again: all but its last token come from the slot's cache (cache_prompt),
+  // and the answer is the same.
+  const int n_prompt = w["usage"]["prompt_tokens"].get<int>();
+  EXPECT_EQ(w["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
+  EXPECT_EQ(usage["usage"]["prompt_tokens_details"]["cached_tokens"], n_prompt - 1);
+  usage["usage"].erase("prompt_tokens_details");
+  w["usage"].erase("prompt_tokens_details");
   EXPECT_EQ(usage["usage"], w["usage"]);
   EXPECT_EQ(text, w["choices"][0]["message"]["content"].get<std::string>());
   EXPECT_EQ(finish, w["choices"][0]["finish_reason"].get<std::string>());
