@@ -125,10 +125,11 @@ nlohmann::json json_in(const std::string& out, char open) {
 
 // 32ebcb4's `hangar bench` on the file; the reason on *why when it gives no figures (it refuses
 // the K-quant types, which came later).
-std::optional<Figures> run_baseline(const std::string& hangar, const std::string& file, const Options& o,
-                                    std::string* why) {
-  const std::string out = run_command(fmt::format("'{}' bench -m '{}' -p {} -n {} -t {} -r 1 --json 2>&1",
-                                                  hangar, file, o.n_prompt, o.n_gen, o.threads));
+std::optional<Figures> run_baseline(const std::string& hangar, const std::string& file,
+                                    const Options& o, std::string* why) {
+  const std::string out =
+      run_command(fmt::format("'{}' bench -m '{}' -p {} -n {} -t {} -r 1 --json 2>&1", hangar, file,
+                              o.n_prompt, o.n_gen, o.threads));
   const nlohmann::json j = json_in(out, '{');
   if (j.is_object() && j.contains("pp_tokens_per_s") && j["pp_tokens_per_s"].is_number() &&
       j.contains("tg_tokens_per_s") && j["tg_tokens_per_s"].is_number()) {
@@ -139,11 +140,13 @@ std::optional<Figures> run_baseline(const std::string& hangar, const std::string
 }
 
 std::optional<Figures> run_llama_bench(const std::string& bin, const std::string& file, const Options& o) {
-  const std::string out = run_command(fmt::format("'{}' -m '{}' -p {} -n {} -t {} -r {} -o json 2>&1",
-                                                  bin, file, o.n_prompt, o.n_gen, o.threads, o.reps));
+  const std::string out =
+      run_command(fmt::format("'{}' -m '{}' -p {} -n {} -t {} -r {} -o json 2>&1", bin, file,
+                              o.n_prompt, o.n_gen, o.threads, o.reps));
   const nlohmann::json rows = json_in(out, '[');
   if (!rows.is_array()) {
-    std::fprintf(stderr, "engine_bench: llama-bench gave no figures: %s\n", first_line(out).c_str());
+    std::fprintf(stderr, "engine_bench: llama-bench gave no figures: %s\n",
+                 first_line(out).c_str());
     return std::nullopt;
   }
   Figures f;
@@ -315,7 +318,8 @@ int main(int argc, char** argv) {
       std::printf("  baseline %s: pp %.2f tok/s, tg %.2f tok/s -> ours / baseline: prompt %.2fx, generation %.2fx\n",
                   baseline, b.pp, b.tg, ours.pp / b.pp, ours.tg / b.tg);
     } else if (!baseline_why.empty()) {
-      std::printf("  baseline %s gives no figures for this file: %s\n", baseline, baseline_why.c_str());
+      std::printf("  baseline %s gives no figures for this file: %s\n", baseline,
+                  baseline_why.c_str());
     }
     if (llama) {
       if (auto l = run_llama_bench(llama, file, o)) {

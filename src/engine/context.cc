@@ -25,6 +25,9 @@ std::pair<int64_t, int64_t> share_rows(int64_t n_out, int ith, int nth) {
   return {std::min(n_out, per * ith * kRowTile), std::min(n_out, per * (ith + 1) * kRowTile)};
 }
 
+// From this many tokens on, matmul_multi gives each thread one share of each weight.
+constexpr int kMinTokensPerShare = 4;
+
 void add_rows(float* x, const float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] += y[i];
 }
@@ -32,7 +35,10 @@ void add_rows(float* x, const float* y, int64_t n) {
 }  // namespace
 
 Context::Context(const Model& model, const ContextParams& params)
-    : model_(model), hp_(model.hparams()), pool_(params.n_threads) {}
+    : model_(model),
+      hp_(model.hparams()),
+      pool_(params.n_threads),
+      ranges_(std::make_unique<ChunkRange[]>(static_cast<size_t>(pool_.size()))) {}
 
 Context::~Context() = default;
 
@@ -193,40 +199,102 @@ void Context::matmul_multi(const MatmulOut* mm, int n_mm, const float* in, int n
     act[i] = dst;
   }
 
-  // Every thread takes its share of every weight's rows, in whole tiles of kRowTile rows, so
-  // both threads stay busy on each matrix and a row's result never depends on the split. (Finer
-  // shares claimed as threads free up measured slower: each share's first rows are read before
-  // any prefetch of them.)
-  pool_.run([&](int ith, int nth) {
-    for (int i = 0; i < n_mm; ++i) {
-      const Weight& w = *mm[i].w;
-      const VecDot& k = *w.kernel;
-      const int64_t n_out = w.n_out;
-      const auto [b, e] = share_rows(n_out, ith, nth);
-      if (b >= e) continue;
-      float* out = mm[i].out;
-      if (k.gemm) {
-        k.gemm(n_in, w.row(b), w.row_bytes, static_cast<int>(e - b), act[i], stride[i], n_tokens,
-               out + b, static_cast<size_t>(n_out));
-        continue;
-      }
-      for (int64_t r0 = b; r0 < e; r0 += kRowTile) {
-        const int64_t r1 = std::min(e, r0 + kRowTile);
-        for (int t = 0; t < n_tokens; ++t) {
-          const uint8_t* a = act[i] + t * stride[i];
-          float* o = out + static_cast<int64_t>(t) * n_out;
-          for (int64_t r = r0; r < r1; ++r) o[r] = k.dot(n_in, w.row(r), a);
-        }
+  // Rows [b, e) of weight i; with SwiGLU after, the same rows of gate and up, then their SwiGLU.
+  const bool swiglu_after = then == Then::kSwiglu;
+  const int n_lists = swiglu_after ? 1 : n_mm;
+  const auto compute = [&](int i, int64_t b, int64_t e) {
+    const Weight& w = *mm[i].w;
+    const VecDot& k = *w.kernel;
+    const int64_t n_out = w.n_out;
+    float* out = mm[i].out;
+    if (k.gemm) {
+      k.gemm(n_in, w.row(b), w.row_bytes, static_cast<int>(e - b), act[i], stride[i], n_tokens,
+             out + b, static_cast<size_t>(n_out));
+      return;
+    }
+    for (int64_t r0 = b; r0 < e; r0 += kRowTile) {
+      const int64_t r1 = std::min(e, r0 + kRowTile);
+      for (int t = 0; t < n_tokens; ++t) {
+        const uint8_t* a = act[i] + t * stride[i];
+        float* o = out + static_cast<int64_t>(t) * n_out;
+        for (int64_t r = r0; r < r1; ++r) o[r] = k.dot(n_in, w.row(r), a);
       }
     }
-    if (then == Then::kSwiglu) {
-      // This thread's rows of gate and up (the same split for both: they have the same rows).
-      const int64_t n_out = mm[0].w->n_out;
-      const auto [b, e] = share_rows(n_out, ith, nth);
-      for (int t = 0; b < e && t < n_tokens; ++t) {
-        float* g = mm[0].out + static_cast<int64_t>(t) * n_out;
-        swiglu(g + b, mm[1].out + static_cast<int64_t>(t) * n_out + b, g + b, e - b);
+  };
+  const auto run_rows = [&](int list, int64_t b, int64_t e) {
+    if (!swiglu_after) {
+      compute(list, b, e);
+      return;
+    }
+    compute(0, b, e);
+    compute(1, b, e);
+    const int64_t n_out = mm[0].w->n_out;
+    for (int t = 0; t < n_tokens; ++t) {
+      float* g = mm[0].out + static_cast<int64_t>(t) * n_out;
+      swiglu(g + b, mm[1].out + static_cast<int64_t>(t) * n_out + b, g + b, e - b);
+    }
+  };
+
+  // Rows go in whole kRowTile tiles, so a row's result never depends on who computes it.
+  if (n_tokens >= kMinTokensPerShare) {
+    // A prompt: bound by arithmetic, and a kernel call sets up per-call work for every token,
+    // so each thread takes one share of every weight.
+    pool_.run([&](int ith, int nth) {
+      for (int i = 0; i < n_lists; ++i) {
+        const auto [b, e] = share_rows(mm[i].w->n_out, ith, nth);
+        if (b < e) run_rows(i, b, e);
       }
+    });
+    return;
+  }
+
+  // Generation: chunks of about kChunkBytes of weights, over the weights one after another.
+  // Each thread starts on its own contiguous range of chunks (the rows it streams stay in one
+  // order, and the kernels prefetch past a call's last row into the next chunk) and claims
+  // them from the front; a thread whose range is done takes chunks from the back of another's.
+  // On a shared machine one core can run at half speed for seconds while the other does not,
+  // and a fixed split leaves the fast one waiting at the end of every matrix.
+  constexpr size_t kChunkBytes = size_t{256} << 10;
+  int64_t chunk_rows[3], first_chunk[4];
+  first_chunk[0] = 0;
+  for (int i = 0; i < n_lists; ++i) {
+    const Weight& w = *mm[i].w;
+    const size_t bytes = w.row_bytes * (swiglu_after ? 2 : 1);
+    const int64_t tiles =
+        std::max<int64_t>(1, static_cast<int64_t>(kChunkBytes / (bytes * kRowTile)));
+    chunk_rows[i] = tiles * kRowTile;
+    first_chunk[i + 1] = first_chunk[i] + (w.n_out + chunk_rows[i] - 1) / chunk_rows[i];
+  }
+  const int nth = pool_.size();
+  const int64_t n_chunks = first_chunk[n_lists];
+  for (int t = 0; t < nth; ++t) {
+    const auto b = static_cast<uint64_t>(n_chunks * t / nth),
+               e = static_cast<uint64_t>(n_chunks * (t + 1) / nth);
+    ranges_[t].front_back.store(b << 32 | e, std::memory_order_relaxed);
+  }
+  // Claims chunk `front` of a range (its own thread) or `back - 1` (another); -1 when empty.
+  const auto claim = [this](int range, bool own) -> int64_t {
+    std::atomic<uint64_t>& fb = ranges_[range].front_back;
+    uint64_t v = fb.load(std::memory_order_relaxed);
+    for (;;) {
+      const uint64_t front = v >> 32, back = v & 0xffffffffu;
+      if (front >= back) return -1;
+      const uint64_t next = own ? v + (uint64_t{1} << 32) : v - 1;
+      if (fb.compare_exchange_weak(v, next, std::memory_order_relaxed)) {
+        return static_cast<int64_t>(own ? front : back - 1);
+      }
+    }
+  };
+  const auto run_chunk = [&](int64_t c) {
+    int list = 0;
+    while (c >= first_chunk[list + 1]) ++list;
+    const int64_t b = (c - first_chunk[list]) * chunk_rows[list];
+    run_rows(list, b, std::min(mm[list].w->n_out, b + chunk_rows[list]));
+  };
+  pool_.run([&](int ith, int n) {
+    for (int64_t c; (c = claim(ith, true)) >= 0;) run_chunk(c);
+    for (int k = 1; k < n; ++k) {
+      for (int64_t c; (c = claim((ith + k) % n, false)) >= 0;) run_chunk(c);
     }
   });
 }

@@ -21,6 +21,7 @@
 //
 // Thread-safety: a Context is used by one thread at a time; the Model it points to must outlive it.
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -114,6 +115,11 @@ class Context {
   int n_seq_max_ = 0;
   int n_batch_ = 0;
   SpinPool pool_;
+  // matmul_multi's work ranges, one per thread: front << 32 | back, in chunks (see there).
+  struct alignas(64) ChunkRange {
+    std::atomic<uint64_t> front_back{0};
+  };
+  std::unique_ptr<ChunkRange[]> ranges_;
 
   // KV cache: [n_layer][n_seq_max][n_ctx_seq][n_embd_k_gqa] F16 (V: n_embd_v_gqa).
   std::vector<uint16_t> k_cache_;

@@ -297,13 +297,14 @@ HANGAR_TARGET_AVX512 void gemv_q4_k(int64_t n, const uint8_t* w, size_t w_stride
       for (int t = 0; t < n_tok; ++t) acc[t] = _mm512_setzero_ps();
       // The next 16 rows (contiguous) are prefetched as one stream, in step with this block: the
       // 16 interleaved streams read here are more than the hardware prefetcher follows well.
-      const bool prefetch = r + 32 <= n_rows;
+      // Past n_rows too: a prefetch never faults, and the rows after a call are usually the
+      // caller's next chunk (Context::matmul_multi).
       const char* next = reinterpret_cast<const char*>(w0 + 16 * w_stride);
       const char* pf = next;
       const size_t group_step = 16 * w_stride / nb;
       for (int64_t b = 0; b < nb; ++b) {
         const uint8_t* blk = w0 + b * sizeof(BlockQ4_K);
-        if (prefetch) avx512::prefetch_until(pf, next + (b + 1) * group_step);
+        avx512::prefetch_until(pf, next + (b + 1) * group_step);
         const __m512i dd = _mm512_i32gather_epi32(scale_at, blk, 1);  // d | dmin << 16 per row
         const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd));
         const __m512 dminw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16)));

@@ -270,13 +270,14 @@ HANGAR_TARGET_AVX512 void gemv_q6_k(int64_t n, const uint8_t* w, size_t w_stride
       const uint8_t* w0 = w + r * w_stride;
       __m256 acc[kMinTokensForTile - 1];
       for (int t = 0; t < n_tok; ++t) acc[t] = _mm256_setzero_ps();
-      const bool prefetch = r + 16 <= n_rows;
+      // Past n_rows too: a prefetch never faults, and the rows after a call are usually the
+      // caller's next chunk (Context::matmul_multi).
       const char* next = reinterpret_cast<const char*>(w0 + 8 * w_stride);
       const char* pf = next;
       const size_t group_step = 8 * w_stride / nb;
       for (int64_t b = 0; b < nb; ++b) {
         const uint8_t* blk = w0 + b * sizeof(BlockQ6_K);
-        if (prefetch) avx512::prefetch_until(pf, next + (b + 1) * group_step);
+        avx512::prefetch_until(pf, next + (b + 1) * group_step);
         const __m256i dd = _mm256_i32gather_epi32(reinterpret_cast<const int*>(blk), scale_at, 1);
         const __m256 dw = _mm256_cvtph_ps(_mm256_cvtepi32_epi16(_mm256_srli_epi32(dd, 16)));
         for (int t = 0; t < n_tok; ++t) {

@@ -128,9 +128,10 @@ HANGAR_TARGET_AVX2 void gemv_avx2(int64_t n, const void* w, size_t w_stride, int
       // poorly; the next 4 rows (contiguous in memory) are prefetched as one stream meanwhile.
       const char* next = reinterpret_cast<const char*>(w) + (r + 4) * w_stride;
       const size_t step = 4 * sizeof(Block);
-      const bool prefetch = r + 8 <= n_rows;
+      // Past n_rows too: a prefetch never faults, and the rows after a call are usually the
+      // caller's next chunk (Context::matmul_multi).
       for (int64_t b = 0; b < nb; ++b) {
-        if (prefetch) {
+        {
           const char* p = next + b * step;
           _mm_prefetch(p, _MM_HINT_T0);
           _mm_prefetch(p + 64, _MM_HINT_T0);
@@ -254,11 +255,12 @@ HANGAR_TARGET_AVX2 void gemv8_q4_0_avx2(int64_t nb, const uint8_t* w, size_t w_s
         acc[t] = b0 == 0 ? _mm256_setzero_ps() : _mm256_loadu_ps(out + t * out_stride + r);
       }
       // The next 8 rows (contiguous) prefetched as one stream, in step with this block.
-      const bool prefetch = r + 16 <= n_rows;
+      // Past n_rows too: a prefetch never faults, and the rows after a call are usually the
+      // caller's next chunk (Context::matmul_multi).
       const char* next = reinterpret_cast<const char*>(w + (r + 8) * w_stride);
       const char* pf = next + b0 * group_step;
       for (int b = 0; b < nbc; ++b) {
-        if (prefetch) {
+        {
           for (const char* end = next + (b0 + b + 1) * group_step; pf < end; pf += 64) _mm_prefetch(pf, _MM_HINT_T0);
         }
         const uint8_t* blk = w0 + b * sizeof(BlockQ4_0);
@@ -476,11 +478,12 @@ HANGAR_TARGET_AVX512 void gemv8_avx512(int64_t nb, const uint8_t* w, size_t w_st
       for (int t = 0; t < NT; ++t) {
         acc[t] = b0 == 0 ? _mm256_setzero_ps() : _mm256_loadu_ps(out + t * out_stride + r);
       }
-      const bool prefetch = r + 16 <= n_rows;
+      // Past n_rows too: a prefetch never faults, and the rows after a call are usually the
+      // caller's next chunk (Context::matmul_multi).
       const char* next = reinterpret_cast<const char*>(w + (r + 8) * w_stride);
       const char* pf = next + b0 * group_step;
       for (int b = 0; b < nbc; ++b) {
-        if (prefetch) avx512::prefetch_until(pf, next + (b0 + b + 1) * group_step);
+        avx512::prefetch_until(pf, next + (b0 + b + 1) * group_step);
         const uint8_t* blk = w0 + b * sizeof(Block);
         Rows8<Traits> rows;
         rows.load(blk, w_stride);

@@ -135,21 +135,24 @@ void SlotEngine::clear_cache(Slot& slot, int seq) {
 }
 
 int SlotEngine::pick_slot(const Task& task) const {
-  int best = -1;     // the longest shared prefix
+  int best = -1;  // the longest shared prefix
   size_t best_n = 0;
-  int oldest = -1;   // the least recently used
+  int oldest = -1;  // the least recently used
   for (size_t i = 0; i < slots_.size(); ++i) {
     const Slot& s = slots_[i];
     if (s.task) continue;
-    if (oldest < 0 || s.last_used < slots_[static_cast<size_t>(oldest)].last_used) oldest = static_cast<int>(i);
-    const auto [c, p] = std::mismatch(s.cached.begin(), s.cached.end(), task.prompt.begin(), task.prompt.end());
+    if (oldest < 0 || s.last_used < slots_[static_cast<size_t>(oldest)].last_used)
+      oldest = static_cast<int>(i);
+    const auto [c, p] =
+        std::mismatch(s.cached.begin(), s.cached.end(), task.prompt.begin(), task.prompt.end());
     const size_t n = static_cast<size_t>(c - s.cached.begin());
     if (n > best_n) {
       best = static_cast<int>(i);
       best_n = n;
     }
   }
-  const bool reuse = !task.embedding && task.sampling.cache_prompt && best >= 0 && 2 * best_n >= task.prompt.size();
+  const bool reuse = !task.embedding && task.sampling.cache_prompt && best >= 0 &&
+                     2 * best_n >= task.prompt.size();
   return reuse ? best : oldest;
 }
 
@@ -165,7 +168,8 @@ void SlotEngine::start(Slot& slot, int seq, std::shared_ptr<Task> task) {
     // Keep the shared prefix, but compute at least the last prompt token: its logits are the
     // first sample.
     size_t keep = static_cast<size_t>(
-        std::mismatch(slot.cached.begin(), slot.cached.end(), t.prompt.begin(), t.prompt.end()).first -
+        std::mismatch(slot.cached.begin(), slot.cached.end(), t.prompt.begin(), t.prompt.end())
+            .first -
         slot.cached.begin());
     keep = std::min(keep, t.prompt.size() - 1);
     context_.seq_remove(seq, static_cast<int32_t>(keep), -1);
@@ -177,7 +181,8 @@ void SlotEngine::start(Slot& slot, int seq, std::shared_ptr<Task> task) {
   if (t.embedding) {
     slot.embd_sum.assign(static_cast<size_t>(model_.hparams().n_embd), 0.0);
   } else {
-    slot.sampler = std::make_unique<engine::Sampler>(sampler_params(t.sampling), model_.tokenizer().n_vocab());
+    slot.sampler =
+        std::make_unique<engine::Sampler>(sampler_params(t.sampling), model_.tokenizer().n_vocab());
     for (engine::TokenId id : t.prompt) slot.sampler->accept(id);
   }
 }

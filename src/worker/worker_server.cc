@@ -414,7 +414,8 @@ void WorkerServer::register_routes(http::Server& server) {
         };
         metric("requests_total", "counter", "Generation and embedding requests finished.",
                s.requests_done);
-        metric("prompt_tokens_total", "counter", "Prompt tokens of the requests finished.", s.prompt_tokens);
+        metric("prompt_tokens_total", "counter", "Prompt tokens of the requests finished.",
+               s.prompt_tokens);
         metric("prompt_tokens_cached_total", "counter",
                "Of those, tokens read from a slot's cache rather than computed (cache_prompt).",
                s.prompt_tokens_cached);

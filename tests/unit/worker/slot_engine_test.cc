@@ -305,7 +305,8 @@ struct Answer {
   TaskResult result;
 };
 
-Answer answer(SlotEngine& eng, std::vector<engine::TokenId> prompt, int n, bool cache_prompt = true) {
+Answer answer(SlotEngine& eng, std::vector<engine::TokenId> prompt, int n,
+              bool cache_prompt = true) {
   Answer a;
   auto t = std::make_shared<Task>();
   t->prompt = std::move(prompt);
@@ -332,7 +333,8 @@ Answer answer(SlotEngine& eng, std::vector<engine::TokenId> prompt, int n, bool 
   return a;
 }
 
-std::vector<engine::TokenId> concat(std::vector<engine::TokenId> a, const std::vector<engine::TokenId>& b) {
+std::vector<engine::TokenId> concat(std::vector<engine::TokenId> a,
+                                    const std::vector<engine::TokenId>& b) {
   a.insert(a.end(), b.begin(), b.end());
   return a;
 }
@@ -380,7 +382,8 @@ TEST(SlotEnginePromptCacheTest, ANextTurnReadsOnlyItsNewTokensAndAnswersTheSameB
   EXPECT_EQ(again.tokens, ref2.tokens);
   EXPECT_EQ(again.logprobs, ref2.logprobs);
   EXPECT_EQ(eng.stats().prompt_tokens_cached,
-            static_cast<uint64_t>(a2.result.cached_tokens + again.result.cached_tokens + forked.result.cached_tokens));
+            static_cast<uint64_t>(a2.result.cached_tokens + again.result.cached_tokens +
+                                  forked.result.cached_tokens));
 }
 
 TEST(SlotEnginePromptCacheTest, ATaskGoesToTheSlotHoldingItsPrefixAndOthersToTheIdlestSlot) {
