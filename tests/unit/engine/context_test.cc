@@ -119,6 +119,39 @@ INSTANTIATE_TEST_SUITE_P(Archs, BatchInvarianceTest,
                                   std::to_string(static_cast<int>(info.param.second));
                          });
 
+// Generation shares each weight's rows out in chunks of about 256 KiB that threads claim as they
+// go (and take from each other's ranges); a prompt gives each thread one share. Matrices of
+// many chunks (the output has 17 with these sizes), 1 to 3 threads and token-by-token decoding
+// against one prompt batch: the logits are the same bits.
+TEST(ContextTest, LogitsDoNotDependOnHowThreadsShareTheRows) {
+  for (const auto type : {gguf::GgmlType::kQ8_0, gguf::GgmlType::kQ4_K}) {
+    gguf::ModelSpec spec = small_spec("llama", type);
+    spec.n_embd = 512;
+    spec.n_head = 8;
+    spec.n_head_kv = 4;
+    spec.n_ff = 1536;
+    spec.n_vocab = 8000;
+    auto model = load(make_model_file(spec, "chunks-" + std::to_string(static_cast<int>(type))));
+    ASSERT_TRUE(model);
+    const int nv = model->hparams().n_vocab;
+    auto one = Context::create(*model, {.n_ctx = 32, .n_seq_max = 1, .n_threads = 1});
+    ASSERT_TRUE(one.ok());
+    const auto a = tokens_a();
+    const auto whole = decode_alone(**one, a, 0);
+    for (int threads : {1, 2, 3}) {
+      auto ctx = Context::create(*model, {.n_ctx = 32, .n_seq_max = 1, .n_threads = threads});
+      ASSERT_TRUE(ctx.ok());
+      for (size_t i = 0; i < a.size(); ++i) {
+        Batch b;
+        b.add(a[i], static_cast<int32_t>(i), 0, true);
+        ASSERT_TRUE((*ctx)->decode(b).ok());
+        EXPECT_EQ(0, std::memcmp((*ctx)->logits(0), &whole[i * nv], nv * sizeof(float)))
+            << "type " << static_cast<int>(type) << ", " << threads << " threads, position " << i;
+      }
+    }
+  }
+}
+
 TEST(ContextTest, SeqRemoveForgetsPositionsSoRedecodingGivesTheSameLogits) {
   auto model = load(make_model_file(small_spec("llama", gguf::GgmlType::kF32), "llama-f32"));
   ASSERT_TRUE(model);
