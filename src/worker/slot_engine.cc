@@ -27,6 +27,14 @@ engine::SamplerParams sampler_params(const SamplingParams& s) {
   return p;
 }
 
+// How many leading tokens of `prompt` the slot's cached tokens hold.
+size_t shared_prefix(const std::vector<engine::TokenId>& cached,
+                     const std::vector<engine::TokenId>& prompt) {
+  return static_cast<size_t>(
+      std::mismatch(cached.begin(), cached.end(), prompt.begin(), prompt.end()).first -
+      cached.begin());
+}
+
 }  // namespace
 
 SlotEngine::SlotEngine(const engine::Model& model, engine::Context& context, int n_slots,
@@ -143,9 +151,7 @@ int SlotEngine::pick_slot(const Task& task) const {
     if (s.task) continue;
     if (oldest < 0 || s.last_used < slots_[static_cast<size_t>(oldest)].last_used)
       oldest = static_cast<int>(i);
-    const auto [c, p] =
-        std::mismatch(s.cached.begin(), s.cached.end(), task.prompt.begin(), task.prompt.end());
-    const size_t n = static_cast<size_t>(c - s.cached.begin());
+    const size_t n = shared_prefix(s.cached, task.prompt);
     if (n > best_n) {
       best = static_cast<int>(i);
       best_n = n;
@@ -167,11 +173,7 @@ void SlotEngine::start(Slot& slot, int seq, std::shared_ptr<Task> task) {
   } else {
     // Keep the shared prefix, but compute at least the last prompt token: its logits are the
     // first sample.
-    size_t keep = static_cast<size_t>(
-        std::mismatch(slot.cached.begin(), slot.cached.end(), t.prompt.begin(), t.prompt.end())
-            .first -
-        slot.cached.begin());
-    keep = std::min(keep, t.prompt.size() - 1);
+    const size_t keep = std::min(shared_prefix(slot.cached, t.prompt), t.prompt.size() - 1);
     context_.seq_remove(seq, static_cast<int32_t>(keep), -1);
     slot.cached.resize(keep);
     slot.n_cached = keep;
