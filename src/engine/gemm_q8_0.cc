@@ -131,12 +131,10 @@ HANGAR_TARGET_AVX2 void gemv_avx2(int64_t n, const void* w, size_t w_stride, int
       // Past n_rows too: a prefetch never faults, and the rows after a call are usually the
       // caller's next chunk (Context::matmul_multi).
       for (int64_t b = 0; b < nb; ++b) {
-        {
-          const char* p = next + b * step;
-          _mm_prefetch(p, _MM_HINT_T0);
-          _mm_prefetch(p + 64, _MM_HINT_T0);
-          _mm_prefetch(p + step - 1, _MM_HINT_T0);
-        }
+        const char* p = next + b * step;
+        _mm_prefetch(p, _MM_HINT_T0);
+        _mm_prefetch(p + 64, _MM_HINT_T0);
+        _mm_prefetch(p + step - 1, _MM_HINT_T0);
         const __m256i ay = avx2::load32(y[b].qs);
         __m256i v[4];
         for (int i = 0; i < 4; ++i) {
@@ -232,7 +230,7 @@ HANGAR_TARGET_AVX2 void gemv8_q4_0_avx2(int64_t nb, const uint8_t* w, size_t w_s
   int32_t off[NT][kGemvBlocks];              // -8 * sum(a)
   float da[NT][kGemvBlocks];
   const char* first = reinterpret_cast<const char*>(w);
-  for (const char* p = first; p < first + 8 * w_stride; p += 64) _mm_prefetch(p, _MM_HINT_T0);
+  avx2::prefetch_until(first, first + 8 * w_stride);
   auto at = [](const uint8_t* p) -> uint64_t {
     uint16_t h;
     std::memcpy(&h, p, sizeof(h));
@@ -260,9 +258,7 @@ HANGAR_TARGET_AVX2 void gemv8_q4_0_avx2(int64_t nb, const uint8_t* w, size_t w_s
       const char* next = reinterpret_cast<const char*>(w + (r + 8) * w_stride);
       const char* pf = next + b0 * group_step;
       for (int b = 0; b < nbc; ++b) {
-        {
-          for (const char* end = next + (b0 + b + 1) * group_step; pf < end; pf += 64) _mm_prefetch(pf, _MM_HINT_T0);
-        }
+        avx2::prefetch_until(pf, next + (b0 + b + 1) * group_step);
         const uint8_t* blk = w0 + b * sizeof(BlockQ4_0);
         __m256i lo[4], hi[4];
         for (int g = 0; g < 4; ++g) {

@@ -96,6 +96,13 @@ HANGAR_TARGET_AVX2 inline __m256i select_bit(__m256i x, uint8_t mask, uint8_t va
 
 HANGAR_TARGET_AVX2 inline __m256i load32(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 
+// Issues prefetches for the next group of rows (one contiguous stream) up to byte `end`: the
+// interleaved row streams a group reads are more than the hardware prefetcher follows well.
+// (Plain SSE: callable from the AVX2 and the AVX-512 kernels alike.)
+inline void prefetch_until(const char*& pf, const char* end) {
+  for (; pf < end; pf += 64) _mm_prefetch(pf, _MM_HINT_T0);
+}
+
 // The batched K-quant matmuls' inner loop (gemm_q4_k.cc, gemm_q6_k.cc): one super-block of a
 // 16-row interleaved tile against NT tokens. u[c] holds column group c (4 weights of each of the
 // 16 rows, as unsigned bytes, row r at bytes 4r..4r+3); the tile has G scale groups of 64 / G

@@ -76,11 +76,7 @@ HANGAR_TARGET_AVX512 inline __m512i lane_index() {
   return _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
 }
 
-// Issues prefetches for the next group of rows (one contiguous stream) up to byte `end`: the 16
-// interleaved row streams a group reads are more than the hardware prefetcher follows well.
-inline void prefetch_until(const char*& pf, const char* end) {
-  for (; pf < end; pf += 64) _mm_prefetch(pf, _MM_HINT_T0);
-}
+using avx2::prefetch_until;
 
 }  // namespace hangar::engine::avx512
 #endif
